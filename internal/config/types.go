@@ -1,0 +1,189 @@
+package config
+
+import (
+	"regexp"
+	"text/template"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/archmirror/archmirror/internal/platform"
+)
+
+// Config is one archmirror file: a target, defaults, and the apps to mirror.
+// Field names are the user-facing contract (see DESIGN.md); add, never rename.
+type Config struct {
+	Path      string              `yaml:"-"`
+	Target    Target              `yaml:"target"`
+	Platforms []platform.Platform `yaml:"-"`
+	Versions  Versions            `yaml:"versions"`
+	Schedule  string              `yaml:"schedule"`
+	Timezone  string              `yaml:"timezone"`
+	Builders  map[string]string   `yaml:"builders"`
+	Runners   map[string]string   `yaml:"runners"`
+	Sign      Sign                `yaml:"sign"`
+	Cache     Cache               `yaml:"cache"`
+	Apps      []*App              `yaml:"-"` // in file order
+}
+
+// Target is where mirrors are published: a registry namespace or an OCI layout directory.
+type Target struct {
+	Registry string `yaml:"registry"` // "ghcr.io/acme/mirror" or "oci:./mirror"
+	Insecure bool   `yaml:"insecure"`
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+}
+
+// Layout reports whether the target is an OCI layout directory, and its path.
+func (t Target) Layout() (string, bool) {
+	if len(t.Registry) > 4 && t.Registry[:4] == "oci:" {
+		return t.Registry[4:], true
+	}
+	return "", false
+}
+
+// Versions is the window of upstream versions kept mirrored.
+type Versions struct {
+	Max        int    `yaml:"max"`        // default 10
+	Order      string `yaml:"order"`      // "published" (default) or "semver"
+	Constraint string `yaml:"constraint"` // optional semver constraint, e.g. ">= 9.0"
+
+	Constraints *semver.Constraints `yaml:"-"`
+}
+
+// Order values.
+const (
+	OrderPublished = "published"
+	OrderSemver    = "semver"
+)
+
+// Sign says how published indexes are signed: a key, keyless (OIDC), or off.
+type Sign struct {
+	Off      bool   `yaml:"-"`
+	Key      Secret `yaml:"key"`
+	Password Secret `yaml:"password"`
+	Keyless  bool   `yaml:"keyless"`
+}
+
+// Cache holds local caches (HTTP ETags, manifests by digest).
+type Cache struct {
+	Dir string `yaml:"dir"` // default $XDG_CACHE_HOME/archmirror
+}
+
+// App is one upstream application and the components built from it.
+type App struct {
+	Name       string              `yaml:"-"`
+	Source     Source              `yaml:"source"`
+	Require    []Require           `yaml:"require"`
+	Versions   *Versions           `yaml:"versions"` // overrides the top-level window
+	Platforms  []platform.Platform `yaml:"-"`        // overrides the top-level platforms
+	Components []*Component        `yaml:"-"`        // in file order
+
+	Line int `yaml:"-"` // where the app starts in the file, for messages
+}
+
+// Source is where an app's versions come from. Exactly one of GitHub, GitLab, Git, Registry.
+type Source struct {
+	GitHub   string `yaml:"github"`   // owner/repo
+	GitLab   string `yaml:"gitlab"`   // group/subgroup/project
+	Git      string `yaml:"git"`      // URL or local path for git ls-remote
+	Registry string `yaml:"registry"` // an upstream image repository, e.g. docker.io/library/nginx
+
+	API   string `yaml:"api"`   // API base URL (GitHub Enterprise, tests); default https://api.github.com
+	Host  string `yaml:"host"`  // GitLab host, default gitlab.com
+	Token Secret `yaml:"token"` // default: $GITHUB_TOKEN / $GITLAB_TOKEN
+
+	Include  string `yaml:"include"`   // regex a tag must match
+	Exclude  string `yaml:"exclude"`   // regex a tag must not match
+	Version  string `yaml:"version"`   // regex whose first capture (or group "version") is the version
+	MaxPages int    `yaml:"max_pages"` // pagination bound, default 10
+
+	IncludeRE *regexp.Regexp `yaml:"-"`
+	ExcludeRE *regexp.Regexp `yaml:"-"`
+	VersionRE *regexp.Regexp `yaml:"-"`
+}
+
+// Kind returns "github", "gitlab", "git" or "registry".
+func (s Source) Kind() string {
+	switch {
+	case s.GitHub != "":
+		return "github"
+	case s.GitLab != "":
+		return "gitlab"
+	case s.Git != "":
+		return "git"
+	case s.Registry != "":
+		return "registry"
+	}
+	return ""
+}
+
+// Require is a gate a version must pass: another place must have it too.
+type Require struct {
+	GitLabTag *GitLabTag `yaml:"gitlab-tag"`
+	URL       *Template  `yaml:"url"` // must answer 200, checked for each platform
+}
+
+// GitLabTag is a tag that must exist in a GitLab project.
+type GitLabTag struct {
+	Host    string    `yaml:"host"`
+	Project string    `yaml:"project"`
+	Tag     *Template `yaml:"tag"`
+}
+
+// Component is one image built for each version of an app.
+type Component struct {
+	Name       string               `yaml:"-"`
+	Context    *Template            `yaml:"context"`
+	Dockerfile string               `yaml:"dockerfile"`
+	Patches    []Patch              `yaml:"patches"`
+	Args       map[string]*Template `yaml:"args"`
+	Depends    []string             `yaml:"depends"` // extra ordering; {{ref "x"}} in args adds x
+	Cache      string               `yaml:"cache"`   // "" or "registry"
+
+	Line int `yaml:"-"`
+}
+
+// Patch is one Dockerfile edit. Exactly one kind is set.
+type Patch struct {
+	UnpinDigests bool
+	InsertAfter  *InsertAfter `yaml:"insert-after"`
+	Replace      *Replace     `yaml:"replace"`
+}
+
+// InsertAfter inserts Line after every line matching Match.
+type InsertAfter struct {
+	Match string `yaml:"match"`
+	Line  string `yaml:"line"`
+
+	MatchRE *regexp.Regexp `yaml:"-"`
+}
+
+// Replace substitutes With for Match (a regex, per line).
+type Replace struct {
+	Match string `yaml:"match"`
+	With  string `yaml:"with"`
+
+	MatchRE *regexp.Regexp `yaml:"-"`
+}
+
+// Template is a Go text/template with archmirror's data and functions, parsed at load time.
+type Template struct {
+	Text string
+	tmpl *template.Template
+}
+
+// Secret is a value that comes from the environment (env://NAME) or a file (file:///path),
+// never from the config itself. It prints as "[redacted]".
+type Secret struct {
+	Ref string // "env://NAME" or "file:///path"; "" when unset
+}
+
+// DefaultSchedule is the cron spec `serve` uses when the config has none.
+const DefaultSchedule = "0 */6 * * *"
+
+// DefaultMaxVersions is the window size when the config has none.
+const DefaultMaxVersions = 10
+
+// DefaultRateLimitWait bounds how long discovery waits for an upstream rate limit to reset.
+const DefaultRateLimitWait = 2 * time.Minute

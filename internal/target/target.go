@@ -1,0 +1,20 @@
+// Package target reads (and, in later stages, writes) the place mirrors are published to: a
+// registry namespace or an OCI layout directory, behind one interface.
+package target
+
+import "context"
+
+// State is what the target holds under one repo:tag.
+type State struct {
+	Exists      bool
+	Digest      string            // of the manifest or index the tag points at
+	MediaType   string            // of that manifest
+	Platforms   []string          // "linux/amd64", normalised (arm64 without variant), sorted
+	Annotations map[string]string // the index's (or manifest's) annotations
+}
+
+// Target is a registry namespace or an OCI layout directory. repo is relative to the target's
+// root: the component name ("outline-base").
+type Target interface {
+	Inspect(ctx context.Context, repo, tag string) (State, error)
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Installs what archmirror's tests and demo need on a fresh machine (Debian, root, Go, git, gcc).
+# Idempotent: every step is skipped when its result is already there. Binaries built from
+# module source are cached by version under $ARCHMIRROR_TOOLS (default ~/.cache/archmirror/bin).
+set -euo pipefail
+
+BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.34.2}
+CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
+TOOLS=${ARCHMIRROR_TOOLS:-$HOME/.cache/archmirror/bin}
+mkdir -p "$TOOLS"
+
+log() { printf '[deps] %s\n' "$*" >&2; }
+
+apt_install() {
+	local missing=()
+	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	log "apt-get install ${missing[*]}"
+	if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || [ -n "${ARCHMIRROR_APT_UPDATE:-}" ]; then
+		apt-get update -qq
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
+}
+
+# buildkitd cannot be `go install`ed (its go.mod has exclude directives): build it inside a
+# writable copy of the downloaded module, as ../shared/MACHINE-NOTES.md describes.
+build_buildkitd() {
+	local bin="$TOOLS/buildkitd-$BUILDKIT_VERSION"
+	if [ -x "$bin" ]; then return 0; fi
+	log "building buildkitd $BUILDKIT_VERSION from module source (a few minutes, cached)"
+	local dir
+	dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/moby/buildkit@$BUILDKIT_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+	local work
+	work=$(mktemp -d)
+	cp -r "$dir" "$work/buildkit"
+	chmod -R u+w "$work/buildkit"
+	(cd "$work/buildkit" && CGO_ENABLED=0 go build -trimpath \
+		-ldflags "-X github.com/moby/buildkit/version.Version=$BUILDKIT_VERSION" \
+		-o "$bin.tmp" ./cmd/buildkitd)
+	mv "$bin.tmp" "$bin"
+	rm -rf "$work"
+}
+
+go_tool() { # name module version
+	local bin="$TOOLS/$1-$3"
+	[ -x "$bin" ] && return 0
+	log "go install $2@$3"
+	GOBIN="$TOOLS/.gobin" go install "$2@$3"
+	mv "$TOOLS/.gobin/$1" "$bin"
+}
+
+enable_binfmt() {
+	[ -d /proc/sys/fs/binfmt_misc ] || return 0
+	[ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+	update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+}
+
+want=${*:-registry buildkit}
+for w in $want; do
+	case $w in
+	registry) apt_install docker-registry ;;
+	buildkit)
+		apt_install runc qemu-user-static binfmt-support
+		enable_binfmt
+		build_buildkitd
+		;;
+	crane) go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" ;;
+	*) log "unknown component $w" && exit 2 ;;
+	esac
+done
+ln -sf "$TOOLS/buildkitd-$BUILDKIT_VERSION" "$TOOLS/buildkitd" 2>/dev/null || true
+log "ok: $want"
