@@ -1,0 +1,201 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadDesignExample(t *testing.T) {
+	cfg, err := Load("testdata/design.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(cfg.Apps); got != 3 {
+		t.Fatalf("apps = %d, want 3", got)
+	}
+	if names := []string{cfg.Apps[0].Name, cfg.Apps[1].Name, cfg.Apps[2].Name}; strings.Join(names, ",") != "mattermost,mostlymatter,outline" {
+		t.Errorf("apps not in file order: %v", names)
+	}
+	if cfg.Schedule != DefaultSchedule || cfg.Versions.Max != 10 || cfg.Versions.Order != OrderPublished {
+		t.Errorf("defaults: schedule %q, max %d, order %q", cfg.Schedule, cfg.Versions.Max, cfg.Versions.Order)
+	}
+	if cfg.Sign.Key.Ref != "env://COSIGN_PRIVATE_KEY" || cfg.Sign.Off {
+		t.Errorf("sign = %+v", cfg.Sign)
+	}
+	mm := cfg.App("mostlymatter")
+	if len(mm.Require) != 2 || mm.Require[0].GitLabTag.Host != "framagit.org" || mm.Require[1].URL == nil {
+		t.Errorf("mostlymatter require = %+v", mm.Require)
+	}
+	patches := mm.Components[0].Patches
+	if len(patches) != 3 || !patches[0].UnpinDigests || patches[1].InsertAfter == nil || patches[2].Replace == nil {
+		t.Fatalf("patches = %+v", patches)
+	}
+	if !patches[2].Replace.MatchRE.MatchString("curl | tar -xvz") {
+		t.Error("replace regex not compiled")
+	}
+	ol := cfg.App("outline")
+	if ol.Components[0].Name != "outline-base" || ol.Components[0].Dockerfile != "Dockerfile.base" {
+		t.Errorf("outline-base = %+v", ol.Components[0])
+	}
+	deps, err := ol.Components[1].Dependencies()
+	if err != nil || len(deps) != 1 || deps[0] != "outline-base" {
+		t.Errorf("outline dependencies = %v, %v", deps, err)
+	}
+	got, err := ol.Components[1].Args["BASE_IMAGE"].Render(Data{Version: "0.82.0"}, func(c string) (string, error) {
+		return "reg/" + c + "@sha256:abc", nil
+	})
+	if err != nil || got != "reg/outline-base@sha256:abc" {
+		t.Errorf("BASE_IMAGE = %q, %v", got, err)
+	}
+	arg, err := cfg.App("mattermost").Components[0].Args["MM_PACKAGE"].Render(Data{Version: "10.3.1", Arch: "arm64"}, nil)
+	if err != nil || arg != "https://releases.mattermost.com/10.3.1/mattermost-10.3.1-linux-arm64.tar.gz?src=docker" {
+		t.Errorf("MM_PACKAGE = %q, %v", arg, err)
+	}
+	if len(ol.Platforms) != 2 || ol.Platforms[1].String() != "linux/arm64" || *ol.Versions != cfg.Versions {
+		t.Errorf("app defaults not inherited: %v %+v", ol.Platforms, ol.Versions)
+	}
+}
+
+const base = `target: {registry: oci:./mirror}
+apps:
+  app:
+    source: {github: acme/app}
+    components:
+      app: {context: ./ctx}
+`
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every one must appear in the error
+	}{
+		{"unknown top-level field", "targett: {registry: x}\n" + base, []string{"c.yaml:1: targett: unknown field (known: apps, builders,"}},
+		{"misspelt nested field", strings.Replace(base, "{context: ./ctx}", "{context: ./ctx, dockerfiel: D}", 1),
+			[]string{"c.yaml:6: apps.app.components.app.dockerfiel: unknown field"}},
+		{"misspelt source field", strings.Replace(base, "{github: acme/app}", "{github: acme/app, incude: x}", 1),
+			[]string{"c.yaml:4: apps.app.source.incude: unknown field"}},
+		{"bad regex", strings.Replace(base, "{github: acme/app}", "{github: acme/app, include: '^v(10'}", 1),
+			[]string{"c.yaml:4: apps.app.source.include: bad regular expression"}},
+		{"version regex without group", strings.Replace(base, "{github: acme/app}", "{github: acme/app, version: '^v.*'}", 1),
+			[]string{"apps.app.source.version: needs a capture group"}},
+		{"bad template", strings.Replace(base, "{context: ./ctx}", "{context: './{{.Version'}", 1),
+			[]string{"c.yaml:6: apps.app.components.app.context: template:"}},
+		{"unknown template field", strings.Replace(base, "{context: ./ctx}", "{context: './{{.Verison}}'}", 1),
+			[]string{"c.yaml:6: apps.app.components.app.context:", "Verison"}},
+		{"bad platform", "platforms: [linux/amd64, linux/amd46]\n" + base, []string{"c.yaml:1: platforms[1]: platform \"linux/amd46\": unknown architecture"}},
+		{"duplicate platform", "platforms: [linux/arm64, linux/arm64/v8]\n" + base, []string{"platforms[1]: linux/arm64 is listed twice"}},
+		{"bad cron", "schedule: '0 */6 * *'\n" + base, []string{"c.yaml:1: schedule: bad cron spec"}},
+		{"bad timezone", "timezone: Mars/Olympus\n" + base, []string{"c.yaml:1: timezone: unknown time zone"}},
+		{"inline secret", "sign: {key: hunter2-secret-key}\n" + base, []string{"c.yaml:1: sign.key: secrets must come from env://NAME or file:///path"}},
+		{"key and keyless", "sign: {key: env://K, keyless: true}\n" + base, []string{"sign: key and keyless: true exclude each other"}},
+		{"wrong kind", "versions: {max: ten}\n" + base, []string{"c.yaml:1: versions.max: want a whole number, got \"ten\""}},
+		{"bad order", "versions: {order: newest}\n" + base, []string{"versions.order: \"newest\": want published"}},
+		{"bad constraint", "versions: {constraint: '>= x.y'}\n" + base, []string{"versions.constraint: bad semver constraint"}},
+		{"no source", strings.Replace(base, "{github: acme/app}", "{}", 1), []string{"apps.app.source: needs exactly one of"}},
+		{"two sources", strings.Replace(base, "{github: acme/app}", "{github: acme/app, git: ./x}", 1), []string{"apps.app.source: needs exactly one of"}},
+		{"bad github repo", strings.Replace(base, "{github: acme/app}", "{github: 'acme'}", 1), []string{"apps.app.source.github: \"acme\": want owner/repo"}},
+		{"no target", strings.Replace(base, "target: {registry: oci:./mirror}", "target: {}", 1), []string{"c.yaml:1: target.registry: required"}},
+		{"target with scheme", strings.Replace(base, "oci:./mirror", "https://ghcr.io/acme", 1), []string{"target.registry: \"https://ghcr.io/acme\": write the registry without a scheme"}},
+		{"no apps", "target: {registry: oci:./m}\n", []string{"apps: required"}},
+		{"no components", strings.Replace(base, "    components:\n      app: {context: ./ctx}\n", "", 1), []string{"apps.app.components: required"}},
+		{"bad component name", strings.Replace(base, "      app: {", "      App_Web: {", 1), []string{"apps.app.components.App_Web: component names become repository names"}},
+		{"unknown patch", strings.Replace(base, "{context: ./ctx}", "{context: ./ctx, patches: [unpin]}", 1), []string{"apps.app.components.app.patches[0]: unknown patch \"unpin\""}},
+		{"patch bad regex", strings.Replace(base, "{context: ./ctx}", "{context: ./ctx, patches: [{replace: {match: '(', with: x}}]}", 1),
+			[]string{"apps.app.components.app.patches[0]: replace.match: bad regular expression"}},
+		{"ref to unknown component", strings.Replace(base, "{context: ./ctx}", "{context: ./ctx, args: {B: '{{ref \"base\"}}'}}", 1),
+			[]string{"apps.app.components.app: depends on \"base\", which is not a component of app app"}},
+		{"bad arg name", strings.Replace(base, "{context: ./ctx}", "{context: ./ctx, args: {'A-B': x}}", 1), []string{"apps.app.components.app.args.A-B: not a build argument name"}},
+		{"bad builder", "builders: {default: /run/buildkit.sock}\n" + base, []string{"builders.default: \"/run/buildkit.sock\" is not a BuildKit address"}},
+		{"bad require", strings.Replace(base, "    components:", "    require: [{url: 'ftp://x/{{.Arch}}'}]\n    components:", 1), []string{"apps.app.require[0].url:", "does not render to an http(s) URL"}},
+		{"syntax error", "target: [\n", []string{"c.yaml:", "YAML syntax"}},
+		{"two documents", base + "---\n" + base, []string{"more than one YAML document"}},
+		{"component in two apps", base + "  other:\n    source: {github: acme/other}\n    components:\n      app: {context: ./x}\n",
+			[]string{"c.yaml:10: apps.other.components.app: component \"app\" is also defined by app app"}},
+		{"cycle", strings.Replace(base, "      app: {context: ./ctx}\n", "      a: {context: ./a, depends: [b]}\n      b: {context: ./b, depends: [a]}\n", 1),
+			[]string{"components depend on each other in a cycle: a → b → a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", tt.yaml)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("error is %T, want *config.Error", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error leaks the inline secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryError(t *testing.T) {
+	y := "platforms: [linux/x]\nschedule: nope\n" + strings.Replace(base, "{github: acme/app}", "{github: acme/app, include: '('}", 1)
+	_, err := Parse("c.yaml", []byte(y))
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Errors) != 3 {
+		t.Fatalf("want 3 errors, got %v", err)
+	}
+}
+
+func TestSecret(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tok")
+	if err := os.WriteFile(path, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AM_TEST_TOKEN", "from-env")
+	cfg, err := Parse("c.yaml", []byte("target: {registry: r.example/ns, username: u, password: env://AM_TEST_TOKEN}\n"+
+		"sign: {key: file://"+path+"}\n"+strings.TrimPrefix(base, "target: {registry: oci:./mirror}\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := cfg.Target.Password.Value(); err != nil || v != "from-env" {
+		t.Errorf("env secret = %q, %v", v, err)
+	}
+	if v, err := cfg.Sign.Key.Value(); err != nil || v != "s3cret" {
+		t.Errorf("file secret = %q, %v", v, err)
+	}
+	if s := cfg.Target.Password.String(); strings.Contains(s, "from-env") {
+		t.Errorf("String() leaks: %s", s)
+	}
+	missing := Secret{Ref: "env://AM_TEST_UNSET_VAR"}
+	if _, err := missing.Value(); err == nil || !strings.Contains(err.Error(), "AM_TEST_UNSET_VAR is not set") {
+		t.Errorf("unset secret: %v", err)
+	}
+}
+
+func TestSignOff(t *testing.T) {
+	for _, v := range []string{"off", "false"} {
+		cfg, err := Parse("c.yaml", []byte("sign: "+v+"\n"+base))
+		if err != nil || !cfg.Sign.Off {
+			t.Errorf("sign: %s → %+v, %v", v, cfg.Sign, err)
+		}
+	}
+}
+
+func TestAppOverrides(t *testing.T) {
+	y := strings.Replace(base, "    components:", "    versions: {max: 3, order: semver}\n    platforms: [linux/arm64]\n    components:", 1)
+	cfg, err := Parse("c.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Apps[0]
+	if a.Versions.Max != 3 || a.Versions.Order != OrderSemver || len(a.Platforms) != 1 || a.Platforms[0].String() != "linux/arm64" {
+		t.Errorf("overrides = %+v %v", a.Versions, a.Platforms)
+	}
+	if cfg.Versions.Max != 10 {
+		t.Errorf("top-level window changed: %+v", cfg.Versions)
+	}
+}

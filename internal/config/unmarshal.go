@@ -1,0 +1,113 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// UnmarshalYAML parses the template at load time, so a broken one is a config error.
+func (t *Template) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fieldErr(n, "want a string (a template), got %s", describe(n))
+	}
+	p, err := ParseTemplate(n.Value)
+	if err != nil {
+		return fieldErr(n, "%v", err)
+	}
+	// Execute once with sample data: catches {{.Verison}} and wrong argument counts now,
+	// not at build time.
+	if _, err := p.Refs(); err != nil {
+		return fieldErr(n, "%v", err)
+	}
+	*t = *p
+	return nil
+}
+
+// UnmarshalYAML accepts "unpin-digests" or a one-key mapping (insert-after, replace).
+func (p *Patch) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Value != "unpin-digests" {
+			return fieldErr(n, "unknown patch %q (known: unpin-digests, insert-after, replace)", truncate(n.Value, 40))
+		}
+		*p = Patch{UnpinDigests: true}
+		return nil
+	case yaml.MappingNode:
+		if len(n.Content) != 2 {
+			return fieldErr(n, "a patch is one of unpin-digests, insert-after: {match, line}, replace: {match, with}")
+		}
+		type plain Patch
+		var out plain
+		if err := n.Decode(&out); err != nil {
+			return err
+		}
+		switch {
+		case out.InsertAfter != nil:
+			re, err := compileField(n, "insert-after.match", out.InsertAfter.Match)
+			if err != nil {
+				return err
+			}
+			if out.InsertAfter.Line == "" {
+				return fieldErr(n, "insert-after.line is required")
+			}
+			out.InsertAfter.MatchRE = re
+		case out.Replace != nil:
+			re, err := compileField(n, "replace.match", out.Replace.Match)
+			if err != nil {
+				return err
+			}
+			out.Replace.MatchRE = re
+		default:
+			return fieldErr(n, "a patch is one of unpin-digests, insert-after: {match, line}, replace: {match, with}")
+		}
+		*p = Patch(out)
+		return nil
+	}
+	return fieldErr(n, "want a patch name or mapping, got %s", describe(n))
+}
+
+func compileField(n *yaml.Node, field, expr string) (*regexp.Regexp, error) {
+	if expr == "" {
+		return nil, fieldErr(n, "%s is required", field)
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fieldErr(n, "%s: bad regular expression: %v", field, err)
+	}
+	return re, nil
+}
+
+// UnmarshalYAML accepts "off" / false, or a mapping {key, password, keyless}.
+func (s *Sign) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch n.Value {
+		case "off", "false", "none":
+			*s = Sign{Off: true}
+			return nil
+		}
+		return fieldErr(n, "want off, or a mapping {key: env://NAME} or {keyless: true}")
+	}
+	type plain Sign
+	var out plain
+	if err := n.Decode(&out); err != nil {
+		return err
+	}
+	if out.Keyless && out.Key.IsSet() {
+		return fieldErr(n, "key and keyless: true exclude each other")
+	}
+	*s = Sign(out)
+	return nil
+}
+
+// String says how signing is configured, without any secret.
+func (s Sign) String() string {
+	switch {
+	case s.Keyless:
+		return "keyless"
+	case s.Key.IsSet():
+		return fmt.Sprintf("key %s", s.Key.Ref)
+	}
+	return "off"
+}
