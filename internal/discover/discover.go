@@ -18,6 +18,7 @@ type Release struct {
 	Prerelease bool
 	Draft      bool
 	Commit     string // the tagged commit, when the source says
+	HasRelease bool   // a release (notes) exists for the tag: always on GitHub, optional on GitLab
 }
 
 // Source lists an upstream's releases.

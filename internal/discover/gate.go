@@ -1,0 +1,187 @@
+package discover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/platform"
+)
+
+// Gate decides whether a version passes an app's require: gates.
+type Gate interface {
+	// Check returns "" when v passes, else why it does not ("gitlab framagit.org x/y: tag
+	// v1.2.3-limitless not found"). An error means the gate could not be checked (network,
+	// 5xx, a template that does not render): discovery fails rather than guess.
+	Check(ctx context.Context, v Version) (reason string, err error)
+}
+
+// GateFunc adapts a function to Gate.
+type GateFunc func(ctx context.Context, v Version) (string, error)
+
+// Check calls f.
+func (f GateFunc) Check(ctx context.Context, v Version) (string, error) { return f(ctx, v) }
+
+// HTTPGate checks require: gates over HTTP: gitlab-tag gates through the GitLab API (no
+// credentials are sent), url gates with HEAD, once per platform.
+type HTTPGate struct {
+	reqs      []config.Require
+	platforms []platform.Platform
+	client    *http.Client
+	userAgent string
+}
+
+// NewGate returns the gate for reqs; url gates are checked for each of platforms.
+func NewGate(reqs []config.Require, platforms []platform.Platform, opts ...Option) *HTTPGate {
+	o := newOptions(opts)
+	var c http.Client
+	if o.client != nil {
+		c = *o.client
+	} else {
+		c.Timeout = time.Minute
+	}
+	return &HTTPGate{reqs: reqs, platforms: platforms, client: &c, userAgent: o.userAgent}
+}
+
+// Check checks every gate in order and returns the first failure.
+func (g *HTTPGate) Check(ctx context.Context, v Version) (string, error) {
+	for _, r := range g.reqs {
+		if r.GitLabTag != nil {
+			if reason, err := g.gitlabTag(ctx, r.GitLabTag, v); reason != "" || err != nil {
+				return reason, err
+			}
+		}
+		if r.URL != nil {
+			plats := g.platforms
+			if len(plats) == 0 {
+				plats = []platform.Platform{{}}
+			}
+			for _, p := range plats {
+				if reason, err := g.url(ctx, r.URL, v, p); reason != "" || err != nil {
+					return reason, err
+				}
+			}
+		}
+	}
+	return "", nil
+}
+
+func (g *HTTPGate) gitlabTag(ctx context.Context, gt *config.GitLabTag, v Version) (string, error) {
+	host := gt.Host
+	if host == "" {
+		host = DefaultGitLabHost
+	}
+	name := "gitlab " + host + " " + gt.Project
+	base, err := gitlabBase(host, gt.Project, "")
+	if err != nil {
+		return "", fmt.Errorf("gitlab %s %s: %w", quoteUntrusted(host, 80), quoteUntrusted(gt.Project, 120), err)
+	}
+	tag, err := gt.Tag.Render(config.Data{Version: v.Version, Tag: v.Tag}, nil)
+	if err != nil {
+		return "", fmt.Errorf("%s: tag: %w", name, err)
+	}
+	if tag == "" || len(tag) > 255 || strings.ContainsFunc(tag, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
+		return "", fmt.Errorf("%s: tag %s: not a tag name", name, quoteUntrusted(tag, 80))
+	}
+	u, err := gitlabProjectURL(base, gt.Project, "/repository/tags/"+url.PathEscape(tag))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", g.userAgent)
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%s: tag %s: %w", name, tag, unwrapURLError(ctx, err))
+	}
+	drain(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return "", nil
+	case http.StatusNotFound:
+		return fmt.Sprintf("%s: tag %s not found", name, tag), nil
+	}
+	return "", fmt.Errorf("%s: tag %s: GET %s: %s", name, tag, u.EscapedPath(), resp.Status)
+}
+
+// url checks that the rendered URL answers 200 to HEAD (following redirects); a server that
+// does not do HEAD (405, 501) is asked for its first byte with GET instead.
+func (g *HTTPGate) url(ctx context.Context, t *config.Template, v Version, p platform.Platform) (string, error) {
+	d := config.Data{Version: v.Version, Tag: v.Tag, OS: p.OS, Arch: p.Arch, Variant: p.Variant}
+	if p.OS != "" {
+		d.Platform = p.String()
+	}
+	raw, err := t.Render(d, nil)
+	if err != nil {
+		return "", fmt.Errorf("url %s: %w", t.Text, err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("url %s: want an http(s) URL", quoteUntrusted(raw, 200))
+	}
+	shown := displayURL(u)
+	on := ""
+	if d.Platform != "" {
+		on = " (" + d.Platform + ")"
+	}
+	status, statusText, err := g.probe(ctx, http.MethodHead, u)
+	if err == nil && (status == http.StatusMethodNotAllowed || status == http.StatusNotImplemented) {
+		status, statusText, err = g.probe(ctx, http.MethodGet, u)
+	}
+	if err != nil {
+		return "", fmt.Errorf("url %s%s: %w", shown, on, err)
+	}
+	switch {
+	case status == http.StatusOK || status == http.StatusPartialContent:
+		return "", nil
+	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
+		return fmt.Sprintf("url %s%s: %s", shown, on, statusText), nil
+	}
+	return "", fmt.Errorf("url %s%s: %s", shown, on, statusText)
+}
+
+func (g *HTTPGate) probe(ctx context.Context, method string, u *url.URL) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("User-Agent", g.userAgent)
+	if method == http.MethodGet {
+		req.Header.Set("Range", "bytes=0-0")
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("%s: %w", method, unwrapURLError(ctx, err))
+	}
+	resp.Body.Close() // never read: a server ignoring Range may be sending the whole file
+	return resp.StatusCode, resp.Status, nil
+}
+
+// displayURL is a URL for a message: no credentials, no query (it may carry a signature).
+func displayURL(u *url.URL) string {
+	s := u.Scheme + "://" + u.Host + u.EscapedPath()
+	if u.RawQuery != "" {
+		s += "?…"
+	}
+	return s
+}
+
+func unwrapURLError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

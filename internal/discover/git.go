@@ -1,0 +1,124 @@
+package discover
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Git lists a repository's tags with `git ls-remote`: any URL git understands, or a local path.
+// It knows no dates, so a git source's versions are ordered by semver.
+type Git struct {
+	remote string
+	name   string // for errors: the remote without credentials
+}
+
+// NewGit returns the tags source of a git remote URL or local path.
+func NewGit(urlOrPath string, opts ...Option) *Git {
+	_ = newOptions(opts) // no options apply yet; accepted for symmetry
+	return &Git{remote: urlOrPath, name: "git " + redactURL(urlOrPath)}
+}
+
+// String is "git URL", without credentials.
+func (g *Git) String() string { return g.name }
+
+// Releases runs `git ls-remote --tags --refs -- URL`. No prompts: a remote that needs
+// credentials git does not already have fails instead of waiting for a terminal.
+func (g *Git) Releases(ctx context.Context) ([]Release, error) {
+	if g.remote == "" || strings.HasPrefix(g.remote, "-") {
+		return nil, fmt.Errorf("%s: want a URL or path that does not start with '-'", g.name)
+	}
+	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--tags", "--refs", "--", g.remote)
+	cmd.Env = append(os.Environ(),
+		"GIT_TERMINAL_PROMPT=0",
+		"GCM_INTERACTIVE=never",
+		// No ext:: or fd:: transports: a remote string must never become a command.
+		"GIT_ALLOW_PROTOCOL=file:git:http:https:ssh",
+	)
+	if os.Getenv("GIT_SSH_COMMAND") == "" {
+		cmd.Env = append(cmd.Env, "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
+	}
+	var stdout, stderr limitedBuffer
+	stdout.limit, stderr.limit = maxBody, 4<<10
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: ls-remote: %w", g.name, ctx.Err())
+		}
+		msg := strings.TrimSpace(g.redact(stderr.String()))
+		if msg != "" {
+			return nil, fmt.Errorf("%s: ls-remote: %w: %s", g.name, err, msg)
+		}
+		return nil, fmt.Errorf("%s: ls-remote: %w", g.name, err)
+	}
+	if stdout.overflow {
+		return nil, fmt.Errorf("%s: ls-remote: output larger than %d MiB", g.name, maxBody>>20)
+	}
+	return parseLsRemote(stdout.Bytes()), nil
+}
+
+// parseLsRemote reads "sha\trefs/tags/NAME" lines; anything else is ignored.
+func parseLsRemote(out []byte) []Release {
+	var rs []Release
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		sha, ref, ok := strings.Cut(strings.TrimRight(string(line), "\r"), "\t")
+		if !ok {
+			continue
+		}
+		tag, ok := strings.CutPrefix(ref, "refs/tags/")
+		if !ok || tag == "" || strings.HasSuffix(tag, "^{}") {
+			continue
+		}
+		rs = append(rs, Release{Tag: tag, Commit: sha})
+	}
+	return rs
+}
+
+// redact removes the remote's credentials from git's messages.
+func (g *Git) redact(s string) string {
+	u, err := url.Parse(g.remote)
+	if err != nil || u.User == nil {
+		return s
+	}
+	s = strings.ReplaceAll(s, g.remote, redactURL(g.remote))
+	if p, ok := u.User.Password(); ok && p != "" {
+		s = strings.ReplaceAll(s, p, "xxxxx")
+	}
+	if n := u.User.Username(); len(n) >= 8 { // a token passed as the user name
+		s = strings.ReplaceAll(s, n, "xxxxx")
+	}
+	return s
+}
+
+// redactURL drops the userinfo (a user name may be a token) of a URL; other strings are
+// returned as they are.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil || u.Host == "" {
+		return s
+	}
+	u.User = nil
+	return u.String()
+}
+
+// limitedBuffer keeps the first limit bytes written and notes the overflow.
+type limitedBuffer struct {
+	bytes.Buffer
+	limit    int
+	overflow bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.limit - b.Len(); room < len(p) {
+		b.overflow = true
+		if room > 0 {
+			b.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}

@@ -1,0 +1,156 @@
+package discover
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultGitHubAPI is the public GitHub REST API.
+const DefaultGitHubAPI = "https://api.github.com"
+
+var ghRepoRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}$`)
+
+// GitHub lists a repository's releases through the GitHub REST API.
+type GitHub struct {
+	repo     string
+	maxPages int
+	perPage  int
+	api      string
+	f        *fetcher
+	err      error // a bad repo or API URL, reported by Releases
+}
+
+// NewGitHub returns the releases source of repo ("owner/repo"). The token comes from
+// WithToken, else $GITHUB_TOKEN; it is sent only to the API host.
+func NewGitHub(repo string, opts ...Option) *GitHub {
+	o := newOptions(opts)
+	g := &GitHub{repo: repo, maxPages: o.maxPages, perPage: o.perPage, api: DefaultGitHubAPI}
+	if o.api != "" {
+		g.api = strings.TrimRight(o.api, "/")
+	}
+	name := "github " + repo
+	if !ghRepoRE.MatchString(repo) || strings.Contains(repo, "..") {
+		name = "github " + quoteUntrusted(repo, 80)
+		g.err = fmt.Errorf("want owner/repo")
+	}
+	origin, err := url.Parse(g.api)
+	if err != nil || (origin.Scheme != "https" && origin.Scheme != "http") || origin.Host == "" || origin.User != nil {
+		g.err = fmt.Errorf("api %s: want an http(s) URL without credentials", quoteUntrusted(g.api, 120))
+		origin = &url.URL{}
+	}
+	g.f = newFetcher(name, &url.URL{Scheme: origin.Scheme, Host: origin.Host}, o)
+	g.f.accept = "application/vnd.github+json"
+	g.f.extra = http.Header{"X-Github-Api-Version": {"2022-11-28"}}
+	g.f.authHint = "set GITHUB_TOKEN or wait"
+	token := o.token
+	if !o.tokenSet {
+		token = os.Getenv("GITHUB_TOKEN")
+	}
+	if token != "" {
+		g.f.auth = func(h http.Header) { h.Set("Authorization", "Bearer "+token) }
+		g.f.authHint = "the token's limit is spent; wait"
+	}
+	return g
+}
+
+// String is "github owner/repo".
+func (g *GitHub) String() string { return g.f.name }
+
+// RateLimitRemaining is the last X-RateLimit-Remaining GitHub reported; ok is false before the
+// first response.
+func (g *GitHub) RateLimitRemaining() (remaining int, ok bool) { return g.f.Remaining() }
+
+// ghRelease is the part of a GitHub release object that discovery reads.
+type ghRelease struct {
+	TagName         string  `json:"tag_name"`
+	Name            *string `json:"name"`
+	Draft           bool    `json:"draft"`
+	Prerelease      bool    `json:"prerelease"`
+	PublishedAt     *string `json:"published_at"`
+	TargetCommitish string  `json:"target_commitish"`
+}
+
+// Releases lists the repository's releases, newest first as GitHub orders them, following
+// Link rel="next" up to the page bound.
+func (g *GitHub) Releases(ctx context.Context) ([]Release, error) {
+	if g.err != nil {
+		return nil, fmt.Errorf("%s: %w", g.f.name, g.err)
+	}
+	u, err := url.Parse(g.api + "/repos/" + g.repo + "/releases?per_page=" + strconv.Itoa(g.perPage))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", g.f.name, err)
+	}
+	var out []Release
+	seen := map[string]bool{}
+	for n := 1; u != nil; n++ {
+		if n > g.maxPages {
+			g.f.log.WarnContext(ctx, "more releases than max_pages; keeping the newest", "source", g.f.name, "max_pages", g.maxPages)
+			break
+		}
+		what := fmt.Sprintf("releases page %d", n)
+		seen[u.String()] = true
+		p, err := g.f.get(ctx, what, u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", g.f.name, err)
+		}
+		rels, err := decodeGitHubReleases(p.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: GET %s: %w", g.f.name, what, u.EscapedPath(), err)
+		}
+		out = append(out, rels...)
+		next, err := parseLinkNext(p.Header.Get("Link"), u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", g.f.name, what, err)
+		}
+		if next != nil && seen[next.String()] {
+			next = nil // a Link loop: stop rather than spin until max_pages
+		}
+		u = next
+	}
+	return out, nil
+}
+
+// decodeGitHubReleases reads one page of GET /repos/{owner}/{repo}/releases.
+func decodeGitHubReleases(body []byte) ([]Release, error) {
+	var rs []ghRelease
+	if err := json.Unmarshal(body, &rs); err != nil {
+		return nil, fmt.Errorf("want a JSON array of releases: %w", err)
+	}
+	out := make([]Release, 0, len(rs))
+	for _, r := range rs {
+		rel := Release{
+			Tag:        r.TagName,
+			Draft:      r.Draft,
+			Prerelease: r.Prerelease,
+			Commit:     r.TargetCommitish,
+			Published:  parseTime(r.PublishedAt),
+			HasRelease: true,
+		}
+		if r.Name != nil {
+			rel.Name = *r.Name
+		}
+		out = append(out, rel)
+	}
+	return out, nil
+}
+
+// parseTime reads an RFC 3339 API timestamp; null or unparsable is the zero time (the release
+// then sorts as undated rather than failing the whole page).
+func parseTime(s *string) time.Time {
+	if s == nil || *s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, *s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}

@@ -1,0 +1,72 @@
+package discover
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/archmirror/archmirror/internal/config"
+)
+
+// New returns the source a config describes. The config's token (a secret reference) is read
+// here; opts come after the config's own settings and override them.
+func New(src config.Source, opts ...Option) (Source, error) {
+	var base []Option
+	if src.Token.Ref != "" {
+		token, err := src.Token.Value()
+		if err != nil {
+			return nil, fmt.Errorf("%s source: token: %w", src.Kind(), err)
+		}
+		base = append(base, WithToken(token))
+	}
+	if src.MaxPages > 0 {
+		base = append(base, WithMaxPages(src.MaxPages))
+	}
+	switch src.Kind() {
+	case "github":
+		if src.API != "" {
+			base = append(base, WithAPI(src.API))
+		}
+		return NewGitHub(src.GitHub, append(base, opts...)...), nil
+	case "gitlab":
+		return NewGitLab(src.Host, src.GitLab, append(base, opts...)...), nil
+	case "git":
+		return NewGit(src.Git, append(base, opts...)...), nil
+	case "registry":
+		return NewRegistry(src.Registry, append(base, opts...)...), nil
+	}
+	return nil, fmt.Errorf("source: needs one of github, gitlab, git, registry")
+}
+
+// ForApp discovers app's versions with its own window (app.Versions, as the loader resolves
+// it) and platforms: New, NewGate and Discover in one call.
+func ForApp(ctx context.Context, app *config.App, opts ...Option) (Result, error) {
+	src, err := New(app.Source, opts...)
+	if err != nil {
+		return Result{}, fmt.Errorf("discover %s: %w", app.Name, err)
+	}
+	win := config.Versions{}
+	if app.Versions != nil {
+		win = *app.Versions
+	}
+	var gate Gate
+	if len(app.Require) > 0 {
+		gate = NewGate(app.Require, app.Platforms, opts...)
+	}
+	return Discover(ctx, src, app, win, gate, opts...)
+}
+
+// RateLimited is implemented by the sources that see an API rate limit (GitHub, GitLab), for
+// metrics: the last remaining count upstream reported, ok false before any response.
+type RateLimited interface {
+	RateLimitRemaining() (remaining int, ok bool)
+}
+
+var (
+	_ RateLimited = (*GitHub)(nil)
+	_ RateLimited = (*GitLab)(nil)
+	_ Source      = (*GitHub)(nil)
+	_ Source      = (*GitLab)(nil)
+	_ Source      = (*Git)(nil)
+	_ Source      = (*Registry)(nil)
+	_ Gate        = (*HTTPGate)(nil)
+)
