@@ -1,0 +1,107 @@
+package target
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// store is a content-addressed cache of manifests and configs on disk: dir/blobs/<alg>/<hex>.
+// Content is checked against its digest when it is written and again when it is read, so a
+// corrupt or tampered file is a miss, never a wrong answer.
+type store struct {
+	dir string
+	log *slog.Logger
+}
+
+func (s *store) path(d v1.Hash) string {
+	// d comes from v1.NewHash: a known algorithm and lowercase hex, so it is a safe path.
+	return filepath.Join(s.dir, "blobs", d.Algorithm, d.Hex)
+}
+
+// get returns the cached content of d, or false.
+func (s *store) get(d v1.Hash) ([]byte, bool) {
+	p := s.path(d)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("manifest cache: read failed", "digest", d.String(), "err", err)
+		}
+		return nil, false
+	}
+	if err := verify(d, b); err != nil {
+		s.log.Warn("manifest cache: dropping corrupt entry", "digest", d.String(), "err", err)
+		_ = os.Remove(p)
+		return nil, false
+	}
+	return b, true
+}
+
+// put stores b under d, atomically. Failing to cache is logged, not returned: the caller has
+// the content already.
+func (s *store) put(d v1.Hash, b []byte) {
+	if err := s.write(d, b); err != nil {
+		s.log.Warn("manifest cache: write failed", "digest", d.String(), "err", err)
+	}
+}
+
+func (s *store) write(d v1.Hash, b []byte) error {
+	if err := verify(d, b); err != nil {
+		return err
+	}
+	p := s.path(d)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+d.Hex[:12]+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// verify checks that b is the content of d.
+func verify(d v1.Hash, b []byte) error {
+	h, err := v1.Hasher(d.Algorithm)
+	if err != nil {
+		return fmt.Errorf("digest %s: %w", d, err)
+	}
+	h.Write(b)
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.Hex {
+		return fmt.Errorf("content does not match digest %s (it is %s:%s)", d, d.Algorithm, got)
+	}
+	return nil
+}
+
+// readLimited reads r up to limit bytes; more is an error, not a truncation.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return b, nil
+}

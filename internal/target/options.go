@@ -1,0 +1,147 @@
+package target
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/archmirror/archmirror/internal/config"
+)
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	transport http.RoundTripper
+	cacheDir  string
+	keychain  authn.Keychain
+	logger    *slog.Logger
+}
+
+// WithTransport sends every registry request through rt; wrap it to count requests, add
+// retries or rate limits. When the target is insecure and rt is an *http.Transport, a clone
+// with TLS verification off is used; any other RoundTripper is used as given and decides TLS
+// itself. The default is go-containerregistry's remote.DefaultTransport.
+func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
+
+// WithCacheDir keeps manifests and image configs, named by digest, under dir/blobs/<alg>/<hex>.
+// With it, inspecting an unchanged tag again costs one HEAD request. Without it nothing is
+// cached.
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// WithKeychain resolves registry credentials when the config has no username. The default is
+// authn.DefaultKeychain (Docker config and credential helpers).
+func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
+
+// WithLogger sets the logger for debug and warning messages. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// New returns the Target cfg describes: an OCI layout directory for "oci:DIR", a registry
+// namespace otherwise. A relative DIR is relative to the working directory.
+func New(cfg config.Target, opts ...Option) (Target, error) {
+	o := options{keychain: authn.DefaultKeychain, logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if dir, ok := cfg.Layout(); ok {
+		if dir == "" {
+			return nil, fmt.Errorf("target %q: oci: needs a directory (oci:./mirror)", cfg.Registry)
+		}
+		return &layoutTarget{root: dir, log: o.logger}, nil
+	}
+	return newRegistry(cfg, o)
+}
+
+func newRegistry(cfg config.Target, o options) (*registry, error) {
+	if cfg.Registry == "" {
+		return nil, fmt.Errorf("target: no registry (want ghcr.io/acme/mirror or oci:./dir)")
+	}
+	host, path, _ := strings.Cut(cfg.Registry, "/")
+	if !strings.ContainsAny(host, ".:[") && host != "localhost" {
+		return nil, fmt.Errorf("target registry %q: no registry host (want ghcr.io/acme/mirror or oci:./dir)", cfg.Registry)
+	}
+	if !hostRE.MatchString(host) {
+		return nil, fmt.Errorf("target registry %q: %q is not a registry host[:port]", cfg.Registry, host)
+	}
+	if path != "" {
+		for _, c := range strings.Split(path, "/") {
+			if !repoRE.MatchString(c) {
+				return nil, fmt.Errorf("target registry %q: %q is not a valid repository path component", cfg.Registry, c)
+			}
+		}
+	}
+	var nameOpts []name.Option
+	if cfg.Insecure {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(host, nameOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("target registry %q: %w", cfg.Registry, err)
+	}
+	if path != "" { // the whole namespace must be a repository name go-containerregistry accepts
+		if _, err := name.NewRepository(cfg.Registry, nameOpts...); err != nil {
+			return nil, fmt.Errorf("target registry %q: %w", cfg.Registry, err)
+		}
+	}
+	prefix := reg.Name()
+	if path != "" {
+		prefix += "/" + path
+	}
+
+	r := &registry{
+		reg:      reg,
+		path:     path,
+		prefix:   prefix,
+		insecure: cfg.Insecure,
+		base:     baseTransport(o.transport, cfg.Insecure),
+		keychain: o.keychain,
+		log:      o.logger.With("target", prefix),
+		authed:   map[string]http.RoundTripper{},
+		authing:  map[string]*sync.Mutex{},
+	}
+	if o.cacheDir != "" {
+		r.cache = &store{dir: o.cacheDir, log: r.log}
+	}
+	switch {
+	case cfg.Username != "":
+		if !cfg.Password.IsSet() {
+			return nil, fmt.Errorf("target registry %s: username %q has no password", prefix, cfg.Username)
+		}
+		pw, err := cfg.Password.Value()
+		if err != nil {
+			return nil, fmt.Errorf("target registry %s: password: %w", prefix, err)
+		}
+		r.auth = authn.FromConfig(authn.AuthConfig{Username: cfg.Username, Password: pw})
+	case cfg.Password.IsSet():
+		return nil, fmt.Errorf("target registry %s: a password needs a username", prefix)
+	}
+	return r, nil
+}
+
+// baseTransport is rt, or the default, with TLS verification off for an insecure target only.
+func baseTransport(rt http.RoundTripper, insecure bool) http.RoundTripper {
+	if rt == nil {
+		rt = remote.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !insecure || !ok {
+		return rt
+	}
+	t = t.Clone()
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{}
+	}
+	t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // the config asks for it, for this registry only
+	return t
+}
+
+// hostRE is host[:port] for a DNS name, IPv4 address or [IPv6] address.
+var hostRE = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$`)

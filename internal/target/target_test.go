@@ -1,0 +1,493 @@
+package target_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/target"
+	"github.com/archmirror/archmirror/internal/testenv"
+)
+
+const (
+	ociIndex    = "application/vnd.oci.image.index.v1+json"
+	ociManifest = "application/vnd.oci.image.manifest.v1+json"
+	amd64       = "linux/amd64"
+	arm64       = "linux/arm64"
+)
+
+// inspectCase is one repo:tag: what a test pushes there, and the State the target must report.
+type inspectCase struct {
+	name      string
+	repo, tag string
+	// push fills the target through ref(repo, tag) and returns the digest the tag ends at
+	// ("" when the tag must not exist).
+	push func(t *testing.T, ref func(repo, tag string) string) string
+	want target.State // Digest is filled from push
+}
+
+func inspectCases() []inspectCase {
+	return []inspectCase{
+		{name: "complete index", repo: "complete", tag: "1.2.0",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				return testenv.PushIndex(t, ref("complete", "1.2.0"), amd64, arm64).String()
+			},
+			want: target.State{Exists: true, MediaType: ociIndex, Platforms: []string{amd64, arm64}}},
+		{name: "incomplete index", repo: "incomplete", tag: "1.2.0",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				return testenv.PushIndex(t, ref("incomplete", "1.2.0"), amd64).String()
+			},
+			want: target.State{Exists: true, MediaType: ociIndex, Platforms: []string{amd64}}},
+		{name: "absent tag", repo: "absent-tag", tag: "1.2.0",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				testenv.PushIndex(t, ref("absent-tag", "1.1.0"), amd64, arm64)
+				return ""
+			}},
+		{name: "absent repo", repo: "absent-repo", tag: "1.2.0",
+			push: func(*testing.T, func(string, string) string) string { return "" }},
+		{name: "attestations are not platforms", repo: "attested", tag: "1.2.0",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				return testenv.PushIndex(t, ref("attested", "1.2.0"), amd64, testenv.Attestation, arm64, testenv.Attestation).String()
+			},
+			want: target.State{Exists: true, MediaType: ociIndex, Platforms: []string{amd64, arm64}}},
+		{name: "arm64 v8 is arm64", repo: "variant", tag: "1.2.0",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				return testenv.PushIndex(t, ref("variant", "1.2.0"), "linux/arm64/v8", amd64).String()
+			},
+			want: target.State{Exists: true, MediaType: ociIndex, Platforms: []string{amd64, arm64}}},
+		{name: "single-platform manifest", repo: "plain", tag: "1.2.0",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				return testenv.PushImage(t, ref("plain", "1.2.0"), "linux/arm64/v8").String()
+			},
+			want: target.State{Exists: true, MediaType: ociManifest, Platforms: []string{arm64}}},
+		{name: "annotations", repo: "annotated", tag: "1.2.0",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				idx := mutate.Annotations(testenv.Index(t, amd64, arm64), map[string]string{
+					"org.opencontainers.image.version": "1.2.0",
+				}).(v1.ImageIndex)
+				return testenv.Push(t, ref("annotated", "1.2.0"), idx).String()
+			},
+			want: target.State{Exists: true, MediaType: ociIndex, Platforms: []string{amd64, arm64},
+				Annotations: map[string]string{"org.opencontainers.image.version": "1.2.0"}}},
+		{name: "moved tag", repo: "moved", tag: "latest",
+			push: func(t *testing.T, ref func(string, string) string) string {
+				testenv.PushIndex(t, ref("moved", "latest"), amd64)
+				return testenv.PushIndex(t, ref("moved", "latest"), amd64, arm64).String()
+			},
+			want: target.State{Exists: true, MediaType: ociIndex, Platforms: []string{amd64, arm64}}},
+	}
+}
+
+// TestInspect runs the same cases against a real registry (distribution) and an OCI layout.
+func TestInspect(t *testing.T) {
+	backends := []struct {
+		name string
+		root func(t *testing.T) string // the config's target.registry
+	}{
+		{"registry", func(t *testing.T) string { return testenv.Registry(t) + "/mirror" }},
+		{"layout", func(t *testing.T) string { return "oci:" + t.TempDir() }},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			root := b.root(t)
+			ref := func(repo, tag string) string { return root + "/" + repo + ":" + tag }
+			tgt, err := target.New(config.Target{Registry: root}, target.WithCacheDir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cases := inspectCases()
+			var reqs []target.Request
+			var want []target.State
+			for _, c := range cases {
+				w := c.want
+				w.Digest = c.push(t, ref)
+				want = append(want, w)
+				reqs = append(reqs, target.Request{Repo: c.repo, Tag: c.tag})
+			}
+			for i, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					st, err := tgt.Inspect(t.Context(), c.repo, c.tag)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !reflect.DeepEqual(st, want[i]) {
+						t.Errorf("State = %+v\nwant    %+v", st, want[i])
+					}
+				})
+			}
+			t.Run("InspectAll", func(t *testing.T) {
+				bad := target.Request{Repo: "../escape", Tag: "1.2.0"}
+				res := target.InspectAll(t.Context(), tgt, append(slices.Clone(reqs), bad), 3)
+				for i, r := range res[:len(reqs)] {
+					if r.Request != reqs[i] || r.Err != nil || !reflect.DeepEqual(r.State, want[i]) {
+						t.Errorf("result %d = %+v, want %+v", i, r, want[i])
+					}
+				}
+				last := res[len(reqs)]
+				if last.Err == nil || !strings.Contains(last.Err.Error(), `repo "../escape"`) {
+					t.Errorf("bad request: err = %v", last.Err)
+				}
+			})
+		})
+	}
+}
+
+// counter is a RoundTripper that records each request ("HEAD /v2/mirror/app/manifests/1.2.0").
+type counter struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	reqs []string
+}
+
+func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
+	c.mu.Unlock()
+	return c.next.RoundTrip(r)
+}
+
+func (c *counter) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.reqs
+	c.reqs = nil
+	return r
+}
+
+func newCounter() *counter { return &counter{next: http.DefaultTransport} }
+
+// TestRequestCount shows the cost of an inspection: HEAD, then GET by digest only on a cache
+// miss, so an unchanged tag costs one request, even from a new process.
+func TestRequestCount(t *testing.T) {
+	host := testenv.Registry(t)
+	cfg := config.Target{Registry: host + "/mirror"}
+	idx := testenv.PushIndex(t, host+"/mirror/app:1.2.0", amd64, arm64)
+	img := testenv.PushImage(t, host+"/mirror/single:1.0.0", amd64)
+	cache := t.TempDir()
+
+	c1 := newCounter()
+	cold, err := target.New(cfg, target.WithTransport(c1), target.WithCacheDir(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inspect := func(tgt target.Target, repo, tag string) target.State {
+		t.Helper()
+		st, err := tgt.Inspect(t.Context(), repo, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	expect := func(c *counter, want ...string) {
+		t.Helper()
+		if got := c.take(); !slices.Equal(got, want) {
+			t.Errorf("requests = %q\nwant       %q", got, want)
+		}
+	}
+
+	inspect(cold, "app", "1.2.0")
+	expect(c1, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/"+idx.String())
+	inspect(cold, "app", "1.2.0")
+	expect(c1, "HEAD /v2/mirror/app/manifests/1.2.0")
+	// A single image also needs its config for the platform: one more GET, cached too.
+	inspect(cold, "single", "1.0.0")
+	st := inspect(cold, "single", "1.0.0")
+	reqs := c1.take()
+	if len(reqs) != 4 || reqs[0] != "HEAD /v2/mirror/single/manifests/1.0.0" ||
+		reqs[1] != "GET /v2/mirror/single/manifests/"+img.String() || !strings.HasPrefix(reqs[2], "GET /v2/mirror/single/blobs/sha256:") ||
+		reqs[3] != "HEAD /v2/mirror/single/manifests/1.0.0" {
+		t.Errorf("single image requests = %q", reqs)
+	}
+	if !slices.Equal(st.Platforms, []string{amd64}) {
+		t.Errorf("single image platforms = %v", st.Platforms)
+	}
+
+	// A new process with the same cache directory: one HEAD per tag, nothing else.
+	c2 := newCounter()
+	var logs bytes.Buffer
+	warm, err := target.New(cfg, target.WithTransport(c2), target.WithCacheDir(cache),
+		target.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = inspect(warm, "app", "1.2.0")
+	expect(c2, "HEAD /v2/mirror/app/manifests/1.2.0")
+	if st.Digest != idx.String() || !slices.Equal(st.Platforms, []string{amd64, arm64}) {
+		t.Errorf("warm State = %+v", st)
+	}
+	inspect(warm, "single", "1.0.0")
+	expect(c2, "HEAD /v2/mirror/single/manifests/1.0.0")
+
+	// A missing tag or repo costs its HEAD.
+	if st := inspect(warm, "app", "9.9.9"); st.Exists {
+		t.Errorf("missing tag: %+v", st)
+	}
+	if st := inspect(warm, "nothing", "1.0.0"); st.Exists {
+		t.Errorf("missing repo: %+v", st)
+	}
+	expect(c2, "HEAD /v2/mirror/app/manifests/9.9.9", "HEAD /v2/mirror/nothing/manifests/1.0.0")
+
+	// A corrupt cache entry is a miss, and is repaired.
+	path := filepath.Join(cache, "blobs", "sha256", idx.Hex)
+	if err := os.WriteFile(path, []byte(`{"manifests":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st := inspect(warm, "app", "1.2.0"); !slices.Equal(st.Platforms, []string{amd64, arm64}) {
+		t.Errorf("after corruption: %+v", st)
+	}
+	expect(c2, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/"+idx.String())
+	if !strings.Contains(logs.String(), "dropping corrupt entry") {
+		t.Errorf("no warning about the corrupt entry; logs:\n%s", logs.String())
+	}
+	inspect(warm, "app", "1.2.0")
+	expect(c2, "HEAD /v2/mirror/app/manifests/1.2.0")
+
+	// Without a cache directory, every inspection GETs the manifest.
+	c3 := newCounter()
+	nocache, err := target.New(cfg, target.WithTransport(c3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inspect(nocache, "app", "1.2.0")
+	inspect(nocache, "app", "1.2.0")
+	if n := len(c3.take()); n != 4 {
+		t.Errorf("without a cache: %d requests, want 4", n)
+	}
+}
+
+// serverHost starts h and returns its host:port.
+func serverHost(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestInspectServerError(t *testing.T) {
+	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tgt.Inspect(t.Context(), "app", "1.2.0")
+	want := "inspect " + host + "/mirror/app:1.2.0: HEAD: 503 Service Unavailable"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+}
+
+func TestInspectManifestError(t *testing.T) {
+	const digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			w.Header().Set("Docker-Content-Digest", digest)
+			w.Header().Set("Content-Type", ociIndex)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"storage\nbroke"}]}`))
+	}))
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tgt.Inspect(t.Context(), "app", "1.2.0")
+	want := "inspect " + host + "/mirror/app:1.2.0: manifest " + digest + ": GET: 500 Internal Server Error (UNKNOWN: storage broke)"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+}
+
+func TestInspectWrongContent(t *testing.T) {
+	const digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Docker-Content-Digest", digest)
+		w.Header().Set("Content-Type", ociIndex)
+		_, _ = w.Write([]byte(`{"schemaVersion":2,"manifests":[]}`))
+	}))
+	cache := t.TempDir()
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithCacheDir(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tgt.Inspect(t.Context(), "app", "1.2.0")
+	if err == nil || !strings.Contains(err.Error(), "content does not match digest "+digest) {
+		t.Errorf("err = %v", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(cache, "blobs", "*", "*")); len(entries) != 0 {
+		t.Errorf("wrong content was cached: %v", entries)
+	}
+}
+
+func TestInspectAllIsolatesFailures(t *testing.T) {
+	host := testenv.Registry(t)
+	testenv.PushIndex(t, host+"/mirror/good:1.0.0", amd64, arm64)
+	// A proxy that breaks one repo: its failure must stay its own.
+	proxy := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v2/mirror/broken/") {
+			http.Error(w, "", http.StatusBadGateway)
+			return
+		}
+		r.URL.Scheme, r.URL.Host, r.RequestURI = "http", host, ""
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	tgt, err := target.New(config.Target{Registry: proxy + "/mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := target.InspectAll(t.Context(), tgt, []target.Request{
+		{Repo: "good", Tag: "1.0.0"}, {Repo: "broken", Tag: "1.0.0"}, {Repo: "good", Tag: "2.0.0"},
+	}, 2)
+	if res[0].Err != nil || !slices.Equal(res[0].State.Platforms, []string{amd64, arm64}) {
+		t.Errorf("good: %+v", res[0])
+	}
+	if want := "inspect " + proxy + "/mirror/broken:1.0.0: HEAD: 502 Bad Gateway"; res[1].Err == nil || res[1].Err.Error() != want {
+		t.Errorf("broken: err = %v, want %s", res[1].Err, want)
+	}
+	if res[2].Err != nil || res[2].State.Exists {
+		t.Errorf("missing: %+v", res[2])
+	}
+
+	// A cancelled context fails what has not started.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, r := range target.InspectAll(ctx, tgt, []target.Request{{Repo: "good", Tag: "1.0.0"}}, 0) {
+		if !errors.Is(r.Err, context.Canceled) {
+			t.Errorf("cancelled: %+v", r)
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	for _, reg := range []string{"", "https://ghcr.io/acme", "ghcr.io/Acme/mirror", "ghcr.io/acme/mirror:1.0", "ghcr.io/acme/mirror@sha256:abc", "oci:",
+		"ghcr.io:/x", "ghcr.io//x", "acme/mirror", "ghcr.io/acme/", "ghcr.io:port/x"} {
+		_, err := target.New(config.Target{Registry: reg})
+		if err == nil {
+			t.Errorf("New(%q) accepted it", reg)
+			continue
+		}
+		if reg != "" && !strings.Contains(err.Error(), reg) {
+			t.Errorf("New(%q): error does not name it: %v", reg, err)
+		}
+	}
+	for _, reg := range []string{"ghcr.io/acme/mirror", "127.0.0.1:5000/mirror", "localhost:5000/a/b", "oci:./mirror", "oci:/var/lib/mirror",
+		"[::1]:5000/mirror", "docker.io/acme", "registry-1.example.com/a/b-c/d_e"} {
+		if _, err := target.New(config.Target{Registry: reg}); err != nil {
+			t.Errorf("New(%q): %v", reg, err)
+		}
+	}
+
+	_, err := target.New(config.Target{Registry: "ghcr.io/acme/mirror", Username: "bot"})
+	if err == nil || !strings.Contains(err.Error(), `username "bot" has no password`) {
+		t.Errorf("username without password: %v", err)
+	}
+	t.Setenv("ARCHMIRROR_TEST_UNSET", "")
+	_, err = target.New(config.Target{Registry: "ghcr.io/acme/mirror", Username: "bot", Password: config.Secret{Ref: "env://ARCHMIRROR_TEST_UNSET"}})
+	if err == nil || !strings.Contains(err.Error(), "env://ARCHMIRROR_TEST_UNSET") {
+		t.Errorf("unset password: %v", err)
+	}
+}
+
+func TestLayoutRejectsEscapes(t *testing.T) {
+	dir := t.TempDir()
+	// A layout next to the target root that a traversal would reach.
+	testenv.PushIndex(t, "oci:"+filepath.Join(dir, "outside")+":1.0.0", amd64)
+	tgt, err := target.New(config.Target{Registry: "oci:" + filepath.Join(dir, "root")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, repo := range []string{"../outside", "..", "a/../../outside", "/etc", "."} {
+		st, err := tgt.Inspect(t.Context(), repo, "1.0.0")
+		if err == nil || st.Exists {
+			t.Errorf("Inspect(%q) = %+v, %v; want an error", repo, st, err)
+		}
+	}
+	// A directory without index.json is an absent repo.
+	if err := os.MkdirAll(filepath.Join(dir, "root", "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := tgt.Inspect(t.Context(), "empty", "1.0.0"); err != nil || st.Exists {
+		t.Errorf("empty dir: %+v, %v", st, err)
+	}
+}
+
+func TestLayoutCorruptBlob(t *testing.T) {
+	dir := t.TempDir()
+	d := testenv.PushIndex(t, "oci:"+filepath.Join(dir, "app")+":1.0.0", amd64)
+	blob := filepath.Join(dir, "app", "blobs", d.Algorithm, d.Hex)
+	if err := os.WriteFile(blob, []byte(`{"manifests":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := target.New(config.Target{Registry: "oci:" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tgt.Inspect(t.Context(), "app", "1.0.0")
+	if err == nil || !strings.Contains(err.Error(), "content does not match digest "+d.String()) ||
+		!strings.HasPrefix(err.Error(), "inspect oci:"+filepath.Join(dir, "app")+":1.0.0: ") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// A registry that answers HEAD without Docker-Content-Digest: the manifest is fetched by tag
+// and named by its content.
+func TestInspectWithoutDigestHeader(t *testing.T) {
+	body, err := os.ReadFile("testdata/oci-index-attestations.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/mirror/app/manifests/1.2.0" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", ociIndex)
+		_, _ = w.Write(body)
+	}))
+	c := newCounter()
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithTransport(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := tgt.Inspect(t.Context(), "app", "1.2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Digest != "sha256:"+hex.EncodeToString(sum[:]) || !slices.Equal(st.Platforms, []string{amd64, arm64}) {
+		t.Errorf("State = %+v", st)
+	}
+	if got := c.take(); !slices.Equal(got, []string{"HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/1.2.0"}) {
+		t.Errorf("requests = %q", got)
+	}
+}
