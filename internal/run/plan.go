@@ -1,0 +1,129 @@
+// Package run drives the stages: it gathers what discovery and inspection find for every app,
+// hands it to the pure planner, and (in later stages) executes the plan.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
+	"github.com/archmirror/archmirror/internal/plan"
+	"github.com/archmirror/archmirror/internal/target"
+)
+
+// Options tune a run. The zero value is what the CLI uses.
+type Options struct {
+	Log             *slog.Logger
+	AppConcurrency  int // apps discovered at once; default 8
+	InspectParallel int // registry requests at once; default 16
+	Discover        []discover.Option
+	Target          []target.Option
+}
+
+// Plan discovers every app, inspects the target for every version × component, and plans.
+// A failing app is reported in its AppReport and does not stop the others; the error return is
+// for what stops everything (the target cannot be opened, the context ended).
+func Plan(ctx context.Context, cfg *config.Config, o Options) (plan.Plan, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tgt, err := target.New(cfg.Target, append([]target.Option{
+		target.WithCacheDir(filepath.Join(cfg.Cache.Dir, "manifests")),
+		target.WithLogger(log),
+	}, o.Target...)...)
+	if err != nil {
+		return plan.Plan{}, err
+	}
+
+	apps := make([]plan.App, len(cfg.Apps))
+	var g errgroup.Group
+	g.SetLimit(orDefault(o.AppConcurrency, 8))
+	for i, app := range cfg.Apps {
+		apps[i] = plan.App{App: app, Repos: repos(cfg.Target, app)}
+		g.Go(func() error {
+			opts := append([]discover.Option{
+				discover.WithCacheDir(filepath.Join(cfg.Cache.Dir, "http")),
+				discover.WithLogger(log.With("app", app.Name)),
+			}, o.Discover...)
+			res, err := discover.ForApp(ctx, app, opts...)
+			if err != nil {
+				apps[i].Err = err
+				log.Error("discovery failed", "app", app.Name, "err", err)
+				return nil
+			}
+			apps[i].Discovery = res
+			log.Debug("discovered", "app", app.Name, "versions", len(res.Versions), "latest", res.Latest, "skipped", len(res.Skipped))
+			return nil
+		})
+	}
+	g.Wait()
+	if err := ctx.Err(); err != nil {
+		return plan.Plan{}, err
+	}
+
+	// One bounded batch for every app, so the registry sees one steady stream of requests.
+	type owner struct{ app int }
+	var reqs []target.Request
+	var owners []owner
+	for i, a := range apps {
+		if a.Err != nil {
+			continue
+		}
+		for _, v := range a.Discovery.Versions {
+			for _, c := range a.App.Components {
+				reqs = append(reqs, target.Request{Repo: c.Name, Tag: v.Version})
+				owners = append(owners, owner{i})
+			}
+		}
+	}
+	results := target.InspectAll(ctx, tgt, reqs, orDefault(o.InspectParallel, 16))
+	errs := make([][]error, len(apps))
+	for k, r := range results {
+		a := &apps[owners[k].app]
+		if r.Err != nil {
+			errs[owners[k].app] = append(errs[owners[k].app], r.Err)
+			continue
+		}
+		if a.States == nil {
+			a.States = map[plan.Key]target.State{}
+		}
+		a.States[plan.Key{Component: r.Repo, Version: r.Tag}] = r.State
+	}
+	for i, e := range errs {
+		if len(e) > 0 {
+			apps[i].Err = fmt.Errorf("inspect %s: %w", apps[i].App.Name, errors.Join(e...))
+			log.Error("inspection failed", "app", apps[i].App.Name, "err", apps[i].Err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return plan.Plan{}, err
+	}
+	return plan.Make(apps, cfg.Runner), nil
+}
+
+// repos names each component's repository in the target, for reports.
+func repos(t config.Target, app *config.App) map[string]string {
+	out := map[string]string{}
+	for _, c := range app.Components {
+		if dir, ok := t.Layout(); ok {
+			out[c.Name] = "oci:" + filepath.Join(dir, c.Name)
+		} else {
+			out[c.Name] = t.Registry + "/" + c.Name
+		}
+	}
+	return out
+}
+
+func orDefault(n, def int) int {
+	if n < 1 {
+		return def
+	}
+	return n
+}
