@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make demo   sets up a local registry and a fixture upstream, and runs archmirror against them
+#   make test   installs what the tests need (docker-registry, ...) and runs every test
+GO ?= go
+BIN := bin/archmirror
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build deps test test-short fuzz bench demo demo-stop clean
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/archmirror
+
+deps:
+	scripts/deps.sh registry
+
+# Every test, with the real registry; a missing part fails instead of skipping.
+test: deps
+	ARCHMIRROR_E2E=1 $(GO) test -count=1 ./...
+
+# Quick iteration: whatever is installed is used, the rest is skipped.
+test-short:
+	$(GO) test ./...
+
+# Each fuzz target for a bounded time.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/discover -run '^$$' -fuzz FuzzVersionFromTag -fuzztime $(FUZZTIME)
+
+bench: deps
+	scripts/bench-plan.sh
+
+demo: deps build
+	scripts/demo.sh
+
+demo-stop:
+	scripts/demo.sh stop
+
+clean:
+	rm -rf bin .run
