@@ -369,8 +369,8 @@ func (c *checker) runners(root *yaml.Node, cfg *Config) {
 }
 
 // Runner is the CI runner label for a platform.
-func (c *Config) Runner(p platform.Platform) string {
-	if r, ok := c.Runners[p.String()]; ok {
+func (c *Config) Runner(p string) string {
+	if r, ok := c.Runners[p]; ok {
 		return r
 	}
 	if r, ok := c.Runners["default"]; ok {
