@@ -28,6 +28,9 @@ func New(src config.Source, opts ...Option) (Source, error) {
 		}
 		return NewGitHub(src.GitHub, append(base, opts...)...), nil
 	case "gitlab":
+		if src.API != "" {
+			base = append(base, WithBaseURL(src.API)) // scheme://host of a self-hosted GitLab
+		}
 		return NewGitLab(src.Host, src.GitLab, append(base, opts...)...), nil
 	case "git":
 		return NewGit(src.Git, append(base, opts...)...), nil

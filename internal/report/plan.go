@@ -75,14 +75,14 @@ func writeSkipped(w io.Writer, app string, skipped []discover.Skip) {
 	}
 	fmt.Fprintf(w, "\n%s: %d upstream tags skipped\n", app, len(skipped))
 	byReason := map[string][]string{}
+	var reasons []string // in the order upstream listed them, then the commonest first
 	for _, s := range skipped {
+		if _, ok := byReason[s.Reason]; !ok {
+			reasons = append(reasons, s.Reason)
+		}
 		byReason[s.Reason] = append(byReason[s.Reason], s.Tag)
 	}
-	reasons := make([]string, 0, len(byReason))
-	for r := range byReason {
-		reasons = append(reasons, r)
-	}
-	sort.Slice(reasons, func(i, j int) bool { return len(byReason[reasons[i]]) > len(byReason[reasons[j]]) })
+	sort.SliceStable(reasons, func(i, j int) bool { return len(byReason[reasons[i]]) > len(byReason[reasons[j]]) })
 	for i, r := range reasons {
 		if i == maxSkipped {
 			fmt.Fprintf(w, "  … and %d more (see --json)\n", len(reasons)-maxSkipped)

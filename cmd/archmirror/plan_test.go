@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/archmirror/archmirror/internal/fakeupstream"
+	"github.com/archmirror/archmirror/internal/fixture"
+	"github.com/archmirror/archmirror/internal/testenv"
+)
+
+func cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = execute(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// demoConfig writes the fixture config for a fake upstream and a real registry namespace.
+func demoConfig(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(fakeupstream.New(fixture.Fixture()))
+	t.Cleanup(srv.Close)
+	reg := testenv.Registry(t) + "/cli"
+	testenv.PushIndex(t, reg+"/hello:2.0.0", "linux/amd64", "linux/arm64")
+	path := filepath.Join(t.TempDir(), "mirror.yaml")
+	if err := os.WriteFile(path, fixture.Config(srv.URL, reg, t.TempDir()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPlanFormats(t *testing.T) {
+	cfg := demoConfig(t)
+
+	out, errs, code := cli(t, "plan", "-c", cfg)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"2.1.0 (latest)", "complete", "\"v2.0.0-rc1\": pre-release", "18 jobs to build in 2 stage(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, _, code = cli(t, "plan", "-c", cfg, "--json")
+	var p struct {
+		Jobs []map[string]any `json:"jobs"`
+		Apps []struct {
+			Name   string `json:"name"`
+			Latest string `json:"latest"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil || code != exitOK {
+		t.Fatalf("--json: %v (exit %d)\n%s", err, code, out)
+	}
+	if len(p.Apps) != 3 || p.Apps[0].Latest != "2.1.0" || len(p.Jobs) != 18 {
+		t.Errorf("--json = %d apps, latest %q, %d jobs", len(p.Apps), p.Apps[0].Latest, len(p.Jobs))
+	}
+
+	out, _, code = cli(t, "plan", "-c", cfg, "--format", "github-matrix", "--app", "twostep", "--stage", "1")
+	var m struct {
+		Include []map[string]any `json:"include"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil || code != exitOK {
+		t.Fatalf("github-matrix: %v (exit %d)\n%s", err, code, out)
+	}
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Error("github-matrix output is not one line (GitHub outputs need one)")
+	}
+	if len(m.Include) != 4 {
+		t.Fatalf("stage 1 of twostep has %d jobs, want 4", len(m.Include))
+	}
+	for _, row := range m.Include {
+		for _, k := range []string{"job", "app", "component", "version", "platform", "runner", "latest"} {
+			if _, ok := row[k]; !ok {
+				t.Errorf("matrix row lacks %q: %v", k, row)
+			}
+		}
+		if row["component"] != "twostep" {
+			t.Errorf("stage 1 row for %v", row["component"])
+		}
+	}
+}
+
+func TestPlanExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("target: {registry: oci:./m}\napps:\n  a:\n    source: {github: acme/a, inclde: x}\n    components: {a: {context: .}}\n"), 0o644)
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad config names file, line and field", []string{"plan", "-c", bad}, exitUsage, "bad.yaml:4: apps.a.source.inclde: unknown field"},
+		{"missing config", []string{"plan", "-c", filepath.Join(dir, "nope.yaml")}, exitUsage, "no such file"},
+		{"unknown app", []string{"plan", "-c", "../../examples/mirror.yaml", "--app", "nope"}, exitUsage, `--app "nope": no such app`},
+		{"bad format", []string{"plan", "-c", bad, "--format", "yaml"}, exitUsage, `--format "yaml"`},
+		{"stage without matrix", []string{"plan", "-c", bad, "--stage", "1"}, exitUsage, "--stage goes with --format github-matrix"},
+		{"unknown flag", []string{"plan", "--frobnicate"}, exitUsage, "unknown flag"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs, code := cli(t, tt.args...)
+			if code != tt.code || !strings.Contains(errs, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlanFailedAppExitsOne(t *testing.T) {
+	up := fakeupstream.New(fixture.Fixture())
+	up.SetReleases("acme/twostep", nil)
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "m.yaml")
+	// An API base that answers 404 for one app only: point twostep at a path that does not exist.
+	cfg := strings.Replace(string(fixture.Config(srv.URL, "oci:"+t.TempDir(), t.TempDir())),
+		"{github: acme/twostep, api: \""+srv.URL+"\"}", "{github: acme/gone, api: \""+srv.URL+"\"}", 1)
+	os.WriteFile(path, []byte(cfg), 0o644)
+	out, errs, code := cli(t, "plan", "-c", path)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "twostep") || !strings.Contains(out, "ERROR") || !strings.Contains(out, "hello-fork") {
+		t.Errorf("table does not show the failed app next to the others:\n%s", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := cli(t, "version")
+	if code != exitOK || !strings.HasPrefix(out, "archmirror ") {
+		t.Errorf("version: %q exit %d", out, code)
+	}
+}
