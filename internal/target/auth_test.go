@@ -36,15 +36,27 @@ type authRegistry struct {
 	open, guarded string
 
 	mu         sync.Mutex
-	scopes     []string // asked of the token service
-	generation int      // bump it to expire every token
+	scopes     []string            // asked of the token service, one entry per token: "s1 s2"
+	tokens     map[string][]string // issued: the scopes each token is good for
+	generation int                 // bump it to expire every token
 }
 
-// token is what the token service issues for scope; it is only good for that scope.
-func (a *authRegistry) token(scope string) string {
+// issue returns a token good for scopes, until the generation changes.
+func (a *authRegistry) issue(scopes []string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return fmt.Sprintf("tok-%d-%s", a.generation, scope)
+	a.scopes = append(a.scopes, strings.Join(scopes, " "))
+	tok := fmt.Sprintf("tok-%d-%d", a.generation, len(a.tokens))
+	a.tokens[tok] = scopes
+	return tok
+}
+
+// allows reports whether the Authorization header carries a current token for scope.
+func (a *authRegistry) allows(authorization, scope string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tok, ok := strings.CutPrefix(authorization, "Bearer ")
+	return ok && strings.HasPrefix(tok, fmt.Sprintf("tok-%d-", a.generation)) && slices.Contains(a.tokens[tok], scope)
 }
 
 // scopeOf is the pull scope a /v2/<repo>/(manifests|blobs)/... request needs.
@@ -61,7 +73,7 @@ func scopeOf(path string) string {
 func newAuthRegistry(t *testing.T, bearer bool) *authRegistry {
 	t.Helper()
 	h := registry.New(registry.Logger(nilLogger()))
-	a := &authRegistry{open: serverHost(t, h)}
+	a := &authRegistry{open: serverHost(t, h), tokens: map[string][]string{}}
 	a.guarded = serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
 		goodBasic := ok && u == user && p == pass
@@ -71,14 +83,16 @@ func newAuthRegistry(t *testing.T, bearer bool) *authRegistry {
 				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
 				return
 			}
-			scope := r.URL.Query().Get("scope")
-			a.mu.Lock()
-			a.scopes = append(a.scopes, scope)
-			a.mu.Unlock()
-			_ = json.NewEncoder(w).Encode(map[string]any{"token": a.token(scope), "expires_in": 300})
-		case bearer && r.Header.Get("Authorization") != "Bearer "+a.token(scopeOf(r.URL.Path)):
-			// No scope in the challenge, as some registries do: the client must remember it.
-			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+a.guarded+`/token",service="test"`)
+			tok := a.issue(r.URL.Query()["scope"])
+			_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_in": 300})
+		case bearer && !a.allows(r.Header.Get("Authorization"), scopeOf(r.URL.Path)):
+			// As distribution does: the challenge names the scope a repo request needs, and
+			// the ping's has none.
+			ch := `Bearer realm="http://` + a.guarded + `/token",service="test"`
+			if r.URL.Path != "/v2/" {
+				ch += `,scope="` + scopeOf(r.URL.Path) + `"`
+			}
+			w.Header().Set("WWW-Authenticate", ch)
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
 		case !bearer && !goodBasic:
 			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
@@ -111,15 +125,15 @@ func TestBasicAuthFromConfig(t *testing.T) {
 	if st.Digest != d.String() || !slices.Equal(st.Platforms, []string{amd64, arm64}) {
 		t.Errorf("State = %+v", st)
 	}
-	// The 401 teaches the challenge; the HEAD is sent again with credentials.
-	want := []string{"HEAD /v2/mirror/app/manifests/1.2.0", "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/" + d.String()}
+	// The ping's 401 says Basic; from then on every request carries the credentials.
+	want := with(ping, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/"+d.String())
 	if got := c.take(); !slices.Equal(got, want) {
 		t.Errorf("requests = %q\nwant       %q", got, want)
 	}
 	if _, err := tgt.Inspect(t.Context(), "app", "1.2.0"); err != nil {
 		t.Fatal(err)
 	}
-	// Another repo goes straight to credentials: no second 401.
+	// Another repo goes straight to credentials: no 401.
 	if _, err := tgt.Inspect(t.Context(), "other", "1.0.0"); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +184,7 @@ func TestBadCredentials(t *testing.T) {
 		t.Logf("bearer=%v: %v", bearer, err)
 	}
 
-	// Anonymous against Basic auth: the 401 is the answer, without a retry.
+	// Anonymous against Basic auth: the HEAD's 401 is the answer, without a retry.
 	a := newAuthRegistry(t, false)
 	c := newCounter()
 	tgt, err := target.New(config.Target{Registry: a.guarded + "/mirror"}, target.WithTransport(c), target.WithKeychain(emptyKeychain{}))
@@ -181,57 +195,77 @@ func TestBadCredentials(t *testing.T) {
 	if want := "inspect " + a.guarded + "/mirror/app:1.2.0: HEAD: 401 Unauthorized"; err == nil || err.Error() != want {
 		t.Errorf("anonymous: err = %v, want %s", err, want)
 	}
-	if n := len(c.take()); n != 1 {
-		t.Errorf("anonymous: %d requests, want 1", n)
+	if got, want := c.take(), with(ping, "HEAD /v2/mirror/app/manifests/1.2.0"); !slices.Equal(got, want) {
+		t.Errorf("anonymous: requests = %q, want %q", got, want)
 	}
 }
 
+// TestBearerAuth: one token exchange when the target connects (pull on the namespace), then
+// one 401 + token + retry for each repo it has not seen (the registry's challenge names the
+// repo's scope, which the transport adds to its token from then on), then one request each.
 func TestBearerAuth(t *testing.T) {
 	a := newAuthRegistry(t, true)
 	d := testenv.PushIndex(t, a.open+"/mirror/app:1.2.0", amd64, arm64)
 	testenv.PushIndex(t, a.open+"/mirror/other:1.0.0", amd64)
 	c := newCounter()
 	tgt, err := target.New(config.Target{Registry: a.guarded + "/mirror"},
-		target.WithTransport(c), target.WithKeychain(staticKeychain{user, pass}))
+		target.WithTransport(c), target.WithKeychain(staticKeychain{user, pass}), target.WithCacheDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := tgt.Inspect(t.Context(), "app", "1.2.0")
-	if err != nil {
-		t.Fatal(err)
+	inspect := func(repo, tag string) target.State {
+		t.Helper()
+		st, err := tgt.Inspect(t.Context(), repo, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}
+	expect := func(what string, want ...string) {
+		t.Helper()
+		if got := c.take(); !slices.Equal(got, want) {
+			t.Errorf("%s: requests = %q\nwant %q", what, got, want)
+		}
+	}
+	renew := func(repo, tag string) []string { // 401, token, retry
+		m := "HEAD /v2/mirror/" + repo + "/manifests/" + tag
+		return []string{m, "GET /token", m}
+	}
+
+	st := inspect("app", "1.2.0")
 	if st.Digest != d.String() || !slices.Equal(st.Platforms, []string{amd64, arm64}) {
 		t.Errorf("State = %+v", st)
 	}
-	want := []string{"HEAD /v2/mirror/app/manifests/1.2.0", "GET /token", "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/" + d.String()}
-	if got := c.take(); !slices.Equal(got, want) {
-		t.Errorf("requests = %q\nwant       %q", got, want)
+	expect("first repo", with(with(ping, "GET /token"), append(renew("app", "1.2.0"), "GET /v2/mirror/app/manifests/"+d.String())...)...)
+	inspect("app", "1.2.0")
+	expect("same repo again", "HEAD /v2/mirror/app/manifests/1.2.0")
+	inspect("other", "1.0.0")
+	if got := c.take(); len(got) != 4 || !slices.Equal(got[:3], renew("other", "1.0.0")) {
+		t.Errorf("second repo: requests = %q", got)
 	}
-	// The next repo exchanges its token first: the registry's challenge is known.
-	if _, err := tgt.Inspect(t.Context(), "other", "1.0.0"); err != nil {
-		t.Fatal(err)
-	}
-	if got := c.take(); len(got) != 3 || got[0] != "GET /token" || got[1] != "HEAD /v2/mirror/other/manifests/1.0.0" {
-		t.Errorf("second repo requests = %q", got)
-	}
+	inspect("app", "1.2.0")
+	inspect("other", "1.0.0")
+	expect("both repos again", "HEAD /v2/mirror/app/manifests/1.2.0", "HEAD /v2/mirror/other/manifests/1.0.0")
+
 	a.mu.Lock()
-	if want := []string{"repository:mirror/app:pull", "repository:mirror/other:pull"}; !slices.Equal(a.scopes, want) {
-		t.Errorf("token scopes = %q, want %q", a.scopes, want)
+	want := []string{
+		"repository:mirror:pull",
+		"repository:mirror/app:pull repository:mirror:pull",
+		"repository:mirror/other:pull repository:mirror/app:pull repository:mirror:pull",
 	}
-	// Tokens expire: the next inspection gets a new one and succeeds.
+	if !slices.Equal(a.scopes, want) {
+		t.Errorf("token scopes = %q\nwant             %q", a.scopes, want)
+	}
+	// Tokens expire: the next inspection gets a new one, once, and succeeds.
 	a.generation++
 	a.scopes = nil
 	a.mu.Unlock()
-	st, err = tgt.Inspect(t.Context(), "app", "1.2.0")
-	if err != nil || st.Digest != d.String() {
-		t.Errorf("after expiry: %+v, %v", st, err)
+	if st := inspect("app", "1.2.0"); st.Digest != d.String() {
+		t.Errorf("after expiry: %+v", st)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !slices.Contains(a.scopes, "repository:mirror/app:pull") {
-		t.Errorf("after expiry, token scopes = %q", a.scopes)
-	}
-	t.Logf("renewal: %q", c.take())
+	expect("after expiry", renew("app", "1.2.0")...)
+	inspect("other", "1.0.0")
+	expect("after expiry, other repo", "HEAD /v2/mirror/other/manifests/1.0.0")
 }
 
 // TestInsecure: insecure means unverified TLS (or plain HTTP) for that target only; strict
@@ -281,8 +315,16 @@ func TestInsecure(t *testing.T) {
 	if _, err := inspect(config.Target{Registry: "registry.test/mirror"}, plain); err == nil || !strings.Contains(err.Error(), "HTTP response to HTTPS client") {
 		t.Errorf("strict plain HTTP: err = %v", err)
 	}
-	if got := plain.take(); len(got) != 1 {
+	if got := plain.take(); !slices.Equal(got, []string{"GET /v2/ (https)"}) {
 		t.Errorf("strict plain HTTP: requests %q", got)
+	}
+	// go-containerregistry would fall back to http for an RFC 1918 address; a strict target
+	// does not.
+	if _, err := inspect(config.Target{Registry: "192.168.0.10/mirror"}, plain); err == nil || !strings.Contains(err.Error(), "plain HTTP to 192.168.0.10 refused") {
+		t.Errorf("strict plain HTTP on a private address: err = %v", err)
+	}
+	if got := plain.take(); !slices.Equal(got, []string{"GET /v2/ (https)"}) {
+		t.Errorf("strict plain HTTP on a private address: requests %q", got)
 	}
 	tgt, err := target.New(config.Target{Registry: "registry.test/mirror", Insecure: true}, target.WithTransport(plain))
 	if err != nil {
@@ -293,9 +335,11 @@ func TestInsecure(t *testing.T) {
 			t.Errorf("insecure plain HTTP: %+v, %v", st, err)
 		}
 	}
-	// https HEAD (fails), http HEAD, GET; then http only.
-	if got := plain.take(); len(got) != 5 {
-		t.Errorf("insecure plain HTTP: requests %q", got)
+	// The ping tries https (fails) then http; then http only.
+	want := with(ping, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/"+d.String(), "HEAD /v2/mirror/app/manifests/1.2.0",
+		"GET /v2/mirror/app/manifests/"+d.String())
+	if got := plain.take(); !slices.Equal(got, want) {
+		t.Errorf("insecure plain HTTP: requests %q\nwant                                %q", got, want)
 	}
 }
 

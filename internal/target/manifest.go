@@ -30,14 +30,6 @@ const (
 	attestationManifest     = "attestation-manifest"
 )
 
-// manifestAccept is every manifest type archmirror understands, for Accept headers.
-var manifestAccept = []string{
-	string(types.OCIImageIndex),
-	string(types.DockerManifestList),
-	string(types.OCIManifestSchema1),
-	string(types.DockerManifestSchema2),
-}
-
 // fetchFunc returns the bytes of the blob with digest d, verified against d.
 type fetchFunc func(ctx context.Context, d v1.Hash) ([]byte, error)
 

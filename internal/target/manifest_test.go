@@ -193,26 +193,3 @@ func TestStore(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
-
-func TestParseChallenge(t *testing.T) {
-	tests := []struct {
-		headers []string
-		scheme  string
-		params  map[string]string
-	}{
-		{[]string{`Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:acme/mirror/app:pull"`},
-			"Bearer", map[string]string{"realm": "https://ghcr.io/token", "service": "ghcr.io", "scope": "repository:acme/mirror/app:pull"}},
-		{[]string{`Basic realm="Registry Realm"`}, "Basic", map[string]string{"realm": "Registry Realm"}},
-		{[]string{`Basic realm="x", Bearer realm="https://t/token", service=reg`}, "Bearer", map[string]string{"realm": "https://t/token", "service": "reg"}},
-		{[]string{`Basic realm="a"`, `bearer Realm="https://t/token"`}, "bearer", map[string]string{"realm": "https://t/token"}},
-		{[]string{`Bearer realm="say \"hi\", ok"`}, "Bearer", map[string]string{"realm": `say "hi", ok`}},
-		{nil, "Basic", map[string]string{}},
-		{[]string{""}, "Basic", map[string]string{}},
-	}
-	for _, tt := range tests {
-		c := parseChallenge(tt.headers)
-		if c.Scheme != tt.scheme || !reflect.DeepEqual(c.Parameters, tt.params) {
-			t.Errorf("parseChallenge(%q) = %s %v, want %s %v", tt.headers, c.Scheme, c.Parameters, tt.scheme, tt.params)
-		}
-	}
-}

@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/archmirror/archmirror/internal/config"
 )
@@ -26,15 +26,16 @@ type options struct {
 	logger    *slog.Logger
 }
 
-// WithTransport sends every registry request through rt; wrap it to count requests, add
-// retries or rate limits. When the target is insecure and rt is an *http.Transport, a clone
-// with TLS verification off is used; any other RoundTripper is used as given and decides TLS
-// itself. The default is go-containerregistry's remote.DefaultTransport.
+// WithTransport sends every registry request through rt, the ping and token exchanges
+// included; wrap it to count requests, add retries or rate limits (the target adds none of
+// its own). When the target is insecure and rt is an *http.Transport, a clone with TLS
+// verification off is used; any other RoundTripper is used as given and decides TLS itself.
+// The default is go-containerregistry's remote.DefaultTransport.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
 // WithCacheDir keeps manifests and image configs, named by digest, under dir/blobs/<alg>/<hex>.
-// With it, inspecting an unchanged tag again costs one HEAD request. Without it nothing is
-// cached.
+// With it, inspecting an unchanged tag again costs one HEAD request, even in a new run (whose
+// target also pings the registry once). Without it nothing is cached.
 func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
 
 // WithKeychain resolves registry credentials when the config has no username. The default is
@@ -96,16 +97,20 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		prefix += "/" + path
 	}
 
+	base := baseTransport(o.transport, cfg.Insecure)
+	if !cfg.Insecure && !isLoopback(host) {
+		base = httpsOnly{host: reg.RegistryStr(), next: base}
+	}
 	r := &registry{
 		reg:      reg,
 		path:     path,
 		prefix:   prefix,
-		insecure: cfg.Insecure,
-		base:     baseTransport(o.transport, cfg.Insecure),
+		base:     base,
 		keychain: o.keychain,
 		log:      o.logger.With("target", prefix),
-		authed:   map[string]http.RoundTripper{},
-		authing:  map[string]*sync.Mutex{},
+	}
+	if path != "" {
+		r.scopes = []string{reg.Repo(path).Scope(transport.PullScope)}
 	}
 	if o.cacheDir != "" {
 		r.cache = &store{dir: o.cacheDir, log: r.log}

@@ -1,47 +1,47 @@
 package target
 
+// One authenticated transport per registry target. Given a plain RoundTripper, every
+// remote.Head/Get/Layer call pings /v2/ and redoes the auth handshake before its one useful
+// request; given the *transport.Wrapper that transport.NewWithContext returns, remote uses it
+// as is. So the target builds that transport once, on its first Inspect (the ping, plus a
+// token exchange on a Bearer registry), and an inspection then costs only its own requests:
+// one HEAD for a tag whose manifest is cached. The Bearer transport inside adds each new
+// repo's scope from the registry's 401 challenge and renews expired tokens, so the one
+// transport serves every repo of the namespace for the whole run.
+
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // registry is a Target under a registry namespace: repo "app" is <namespace>/app.
-//
-// It speaks the distribution API directly rather than through remote.Get so that an inspection
-// costs what it must and no more: one HEAD per tag when the manifest is already cached, no
-// /v2/ ping, and authentication only once the registry asks for it (a 401 challenge), after
-// which this registry's token exchange goes first for other repos.
 type registry struct {
 	reg      name.Registry
-	path     string // the namespace under the registry: "acme/mirror", or ""
-	prefix   string // registry/path, for messages
-	insecure bool
+	path     string   // the namespace under the registry: "acme/mirror", or ""
+	prefix   string   // registry/path, for messages
+	scopes   []string // asked for when the transport is built: pull on the namespace
 	base     http.RoundTripper
 	auth     authn.Authenticator // from the config; nil means resolve from keychain
 	keychain authn.Keychain
 	cache    *store // nil: no cache
 	log      *slog.Logger
 
-	mu        sync.Mutex
-	scheme    string               // the scheme an insecure registry answered on
-	challenge *transport.Challenge // the registry's auth challenge, once it has sent one
-	resolved  authn.Authenticator  // from keychain, once resolved
-	authed    map[string]http.RoundTripper
-	authing   map[string]*sync.Mutex // one token exchange per repo at a time
+	mu sync.Mutex
+	rt http.RoundTripper // the authenticated *transport.Wrapper, once built
 }
 
 // Inspect HEADs the tag, then reads the manifest from the cache by digest or GETs it on a miss.
@@ -58,96 +58,108 @@ func (r *registry) Inspect(ctx context.Context, repo, tag string) (State, error)
 }
 
 func (r *registry) inspect(ctx context.Context, repo name.Repository, tag string) (State, error) {
-	d, mediaType, found, err := r.head(ctx, repo, tag)
-	if err != nil || !found {
+	rt, err := r.transport(ctx)
+	if err != nil {
 		return State{}, err
 	}
-	var raw []byte
-	if d == (v1.Hash{}) {
-		// The registry did not name the digest: GET by tag and name the content ourselves.
-		var ok bool
-		raw, mediaType, ok, err = r.manifestByTag(ctx, repo, tag)
-		if err != nil || !ok {
-			return State{}, err
+	opts := []remote.Option{remote.WithTransport(rt), remote.WithContext(ctx)}
+	var (
+		d         v1.Hash
+		mediaType string
+		raw       []byte
+	)
+	desc, err := remote.Head(repo.Tag(tag), opts...)
+	switch {
+	case err == nil:
+		d, mediaType = desc.Digest, string(desc.MediaType)
+		if raw, err = r.manifest(repo, d, opts); err != nil {
+			return State{}, fmt.Errorf("manifest %s: %w", d, err)
 		}
-		if d, _, err = v1.SHA256(bytes.NewReader(raw)); err != nil {
-			return State{}, err
+	case r.notFound(err, repo):
+		return State{}, nil
+	case incompleteHead(ctx, err):
+		// The registry answered the HEAD without a digest (or length, or type): GET by tag,
+		// and name the content by its hash.
+		r.log.Debug("HEAD answer incomplete, getting the manifest by tag", "repo", repo.RepositoryStr(), "tag", tag, "err", err)
+		got, err := remote.Get(repo.Tag(tag), opts...)
+		switch {
+		case r.notFound(err, repo):
+			return State{}, nil
+		case err != nil:
+			return State{}, fmt.Errorf("manifest: %w", r.explain(err, repo))
+		case len(got.Manifest) > maxManifestSize:
+			return State{}, fmt.Errorf("manifest: GET: larger than %d bytes", maxManifestSize)
 		}
+		d, mediaType, raw = got.Digest, string(got.MediaType), got.Manifest
 		r.remember(d, raw)
-	} else if raw, err = r.manifest(ctx, repo, d); err != nil {
-		return State{}, fmt.Errorf("manifest %s: %w", d, err)
-	}
-	blob := func(ctx context.Context, d v1.Hash) ([]byte, error) { return r.blob(ctx, repo, d) }
-	return describe(ctx, r.log, d, mediaType, raw, blob)
-}
-
-// head asks what tag points at. found is false for a missing repo or tag.
-func (r *registry) head(ctx context.Context, repo name.Repository, tag string) (d v1.Hash, mediaType string, found bool, err error) {
-	resp, err := r.do(ctx, repo, http.MethodHead, "manifests/"+tag, manifestAccept)
-	if err != nil {
-		return v1.Hash{}, "", false, fmt.Errorf("HEAD: %w", err)
-	}
-	defer drain(resp)
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound: // MANIFEST_UNKNOWN or NAME_UNKNOWN: a HEAD has no body to tell
-		return v1.Hash{}, "", false, nil
 	default:
-		return v1.Hash{}, "", false, statusError(http.MethodHead, resp)
+		return State{}, r.explain(err, repo)
 	}
-	mediaType = baseMediaType(resp.Header.Get("Content-Type"))
-	dcd := resp.Header.Get("Docker-Content-Digest")
-	if dcd == "" {
-		return v1.Hash{}, mediaType, true, nil
-	}
-	if d, err = v1.NewHash(dcd); err != nil {
-		return v1.Hash{}, "", false, fmt.Errorf("HEAD: Docker-Content-Digest: %w", err)
-	}
-	return d, mediaType, true, nil
+	config := func(ctx context.Context, d v1.Hash) ([]byte, error) { return r.config(ctx, rt, repo, d) }
+	return describe(ctx, r.log, d, mediaType, raw, config)
 }
 
-// manifest returns the manifest d, from the cache or else by GET.
-func (r *registry) manifest(ctx context.Context, repo name.Repository, d v1.Hash) ([]byte, error) {
+// transport is the registry's authenticated transport, built on first use. A failure is not
+// kept: the next call tries again.
+func (r *registry) transport(ctx context.Context) (http.RoundTripper, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rt != nil {
+		return r.rt, nil
+	}
+	auth := r.auth
+	if auth == nil {
+		a, err := authn.Resolve(ctx, r.keychain, r.reg)
+		if err != nil {
+			return nil, fmt.Errorf("credentials for %s: %w", r.reg.RegistryStr(), err)
+		}
+		auth = a
+	}
+	rt, err := transport.NewWithContext(ctx, r.reg, auth, r.base, r.scopes)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", r.reg.RegistryStr(), r.explain(err, name.Repository{}))
+	}
+	r.log.Debug("connected to registry", "anonymous", auth == authn.Anonymous)
+	r.rt = rt
+	return rt, nil
+}
+
+// manifest returns the manifest d, from the cache or else by GET (which checks it against d).
+func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, error) {
 	if b, ok := r.cached(d); ok {
 		return b, nil
 	}
-	b, _, found, err := r.get(ctx, repo, "manifests/"+d.String(), manifestAccept, maxManifestSize)
-	if err == nil && !found {
-		err = fmt.Errorf("GET: 404 Not Found (the tag moved or was deleted while it was inspected)")
+	got, err := remote.Get(repo.Digest(d.String()), opts...)
+	switch {
+	case r.notFound(err, repo):
+		return nil, errors.New("GET: 404 Not Found (the tag moved or was deleted while it was inspected)")
+	case err != nil:
+		return nil, r.explain(err, repo)
+	case len(got.Manifest) > maxManifestSize:
+		return nil, fmt.Errorf("GET: larger than %d bytes", maxManifestSize)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if err := verify(d, b); err != nil {
-		return nil, err
-	}
-	r.remember(d, b)
-	return b, nil
+	r.remember(d, got.Manifest)
+	return got.Manifest, nil
 }
 
-// manifestByTag GETs what tag points at, for registries that do not send a digest on HEAD.
-func (r *registry) manifestByTag(ctx context.Context, repo name.Repository, tag string) (raw []byte, mediaType string, found bool, err error) {
-	raw, mediaType, found, err = r.get(ctx, repo, "manifests/"+tag, manifestAccept, maxManifestSize)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("manifest: %w", err)
-	}
-	return raw, mediaType, found, nil
-}
-
-// blob returns the blob d (an image config), from the cache or else by GET.
-func (r *registry) blob(ctx context.Context, repo name.Repository, d v1.Hash) ([]byte, error) {
+// config returns the blob d (an image config), from the cache or else by GET. The reader
+// remote gives checks the content against d at EOF, which readLimited reaches.
+func (r *registry) config(ctx context.Context, rt http.RoundTripper, repo name.Repository, d v1.Hash) ([]byte, error) {
 	if b, ok := r.cached(d); ok {
 		return b, nil
 	}
-	b, _, found, err := r.get(ctx, repo, "blobs/"+d.String(), nil, maxConfigSize)
-	if err == nil && !found {
-		err = fmt.Errorf("GET: 404 Not Found")
-	}
+	l, err := remote.Layer(repo.Digest(d.String()), remote.WithTransport(rt), remote.WithContext(ctx))
 	if err != nil {
 		return nil, err
 	}
-	if err := verify(d, b); err != nil {
-		return nil, err
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, r.explain(err, repo)
+	}
+	defer rc.Close()
+	b, err := readLimited(rc, maxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("GET: %w", err)
 	}
 	r.remember(d, b)
 	return b, nil
@@ -170,246 +182,84 @@ func (r *registry) remember(d v1.Hash, b []byte) {
 	}
 }
 
-// get GETs path under repo. found is false on a 404.
-func (r *registry) get(ctx context.Context, repo name.Repository, path string, accept []string, limit int64) (body []byte, mediaType string, found bool, err error) {
-	resp, err := r.do(ctx, repo, http.MethodGet, path, accept)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("GET: %w", err)
+// notFound reports whether err is the registry saying repo, or the manifest asked for in it,
+// does not exist. A 404 from anywhere else (a token service) is not an answer about repo.
+func (r *registry) notFound(err error, repo name.Repository) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) || !r.inRepo(terr.Request, repo) {
+		return false
 	}
-	defer drain(resp)
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, "", false, nil
-	default:
-		return nil, "", false, statusError(http.MethodGet, resp)
-	}
-	body, err = readLimited(resp.Body, limit)
-	if err != nil {
-		return nil, "", false, fmt.Errorf("GET: %w", err)
-	}
-	return body, baseMediaType(resp.Header.Get("Content-Type")), true, nil
-}
-
-// do sends one request to repo's API. A 401 means the registry wants credentials, or that a
-// token has expired: authenticate for repo (token exchange, or Basic) and send it once more.
-func (r *registry) do(ctx context.Context, repo name.Repository, method, path string, accept []string) (*http.Response, error) {
-	rt, authed, err := r.transport(ctx, repo)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := r.send(ctx, rt, repo, method, path, accept)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
-	}
-	ch := parseChallenge(resp.Header.Values("WWW-Authenticate"))
-	auth, err := r.authenticator(ctx, repo)
-	if err != nil {
-		drain(resp)
-		return nil, err
-	}
-	if !strings.EqualFold(ch.Scheme, "bearer") && auth == authn.Anonymous {
-		return resp, nil // Basic auth and no credentials: the 401 is the answer
-	}
-	drain(resp)
-	r.log.Debug("registry asks for authentication", "scheme", ch.Scheme, "repo", repo.RepositoryStr(), "renew", authed)
-	r.mu.Lock()
-	r.challenge = ch
-	if authed {
-		delete(r.authed, repo.String()) // expired, or refused: exchange again, once
-	}
-	r.mu.Unlock()
-	if rt, err = r.authenticate(ctx, repo, ch, auth); err != nil {
-		return nil, err
-	}
-	return r.send(ctx, rt, repo, method, path, accept)
-}
-
-// transport is the RoundTripper for repo: authenticated once the registry has asked for
-// credentials (for any repo), the base transport until then.
-func (r *registry) transport(ctx context.Context, repo name.Repository) (http.RoundTripper, bool, error) {
-	r.mu.Lock()
-	rt, ok := r.authed[repo.String()]
-	ch := r.challenge
-	r.mu.Unlock()
-	switch {
-	case ok:
-		return rt, true, nil
-	case ch == nil:
-		return r.base, false, nil
-	}
-	auth, err := r.authenticator(ctx, repo)
-	if err != nil {
-		return nil, false, err
-	}
-	rt, err = r.authenticate(ctx, repo, ch, auth)
-	return rt, err == nil, err
-}
-
-// authenticate builds (once per repo) a transport that answers ch for repo: a pull-scoped
-// bearer token from the registry's token service, or Basic credentials.
-func (r *registry) authenticate(ctx context.Context, repo name.Repository, ch *transport.Challenge, auth authn.Authenticator) (http.RoundTripper, error) {
-	key := repo.String()
-	r.mu.Lock()
-	once, ok := r.authing[key]
-	if !ok {
-		once = &sync.Mutex{}
-		r.authing[key] = once
-	}
-	r.mu.Unlock()
-	once.Lock()
-	defer once.Unlock()
-	r.mu.Lock()
-	rt, ok := r.authed[key]
-	c := *ch
-	c.Insecure = r.scheme == "http" || (r.scheme == "" && r.schemesLocked()[0] == "http")
-	r.mu.Unlock()
-	if ok {
-		return rt, nil
-	}
-
-	tok := &transport.Token{}
-	if strings.EqualFold(c.Scheme, "bearer") {
-		var err error
-		tok, err = transport.Exchange(ctx, repo.Registry, auth, r.base, []string{repo.Scope(transport.PullScope)}, &c)
-		if err != nil {
-			return nil, fmt.Errorf("authenticate to %s: %w", repo.RegistryStr(), err)
-		}
-		if tok.Token == "" {
-			tok.Token = tok.AccessToken
-		}
-	}
-	rt, err := transport.FromToken(repo.Registry, auth, r.base, &c, tok)
-	if err != nil {
-		return nil, fmt.Errorf("authenticate to %s: %w", repo.RegistryStr(), err)
-	}
-	r.mu.Lock()
-	r.authed[key] = rt
-	r.mu.Unlock()
-	return rt, nil
-}
-
-// authenticator is the config's credentials, or else what the keychain has for the registry
-// (resolved once; anonymous when it has nothing).
-func (r *registry) authenticator(ctx context.Context, repo name.Repository) (authn.Authenticator, error) {
-	if r.auth != nil {
-		return r.auth, nil
-	}
-	r.mu.Lock()
-	a := r.resolved
-	r.mu.Unlock()
-	if a != nil {
-		return a, nil
-	}
-	a, err := authn.Resolve(ctx, r.keychain, repo.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: %w", repo.RegistryStr(), err)
-	}
-	r.mu.Lock()
-	r.resolved = a
-	r.mu.Unlock()
-	return a, nil
-}
-
-// send makes one request, trying https then plain http on an insecure registry until one of
-// them answers (and then sticking to it).
-func (r *registry) send(ctx context.Context, rt http.RoundTripper, repo name.Repository, method, path string, accept []string) (*http.Response, error) {
-	client := &http.Client{Transport: rt}
-	r.mu.Lock()
-	schemes := r.schemesLocked()
-	r.mu.Unlock()
-	var err error
-	for _, scheme := range schemes {
-		u := url.URL{Scheme: scheme, Host: repo.RegistryStr(), Path: "/v2/" + repo.RepositoryStr() + "/" + path}
-		req, rerr := http.NewRequestWithContext(ctx, method, u.String(), nil)
-		if rerr != nil {
-			return nil, rerr
-		}
-		if len(accept) > 0 {
-			req.Header.Set("Accept", strings.Join(accept, ", "))
-		}
-		var resp *http.Response
-		if resp, err = client.Do(req); err == nil {
-			if len(schemes) > 1 {
-				r.mu.Lock()
-				r.scheme = scheme
-				r.mu.Unlock()
-			}
-			return resp, nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, err
-}
-
-// schemesLocked lists the schemes to try, in order. Strict by default: https, except plain
-// http on a loopback address; an insecure registry is tried on https (unverified) then http.
-func (r *registry) schemesLocked() []string {
-	switch {
-	case r.scheme != "":
-		return []string{r.scheme}
-	case r.insecure:
-		return []string{"https", "http"}
-	case isLoopback(r.reg.RegistryStr()):
-		return []string{"http"}
-	}
-	return []string{"https"}
-}
-
-func isLoopback(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	if host == "localhost" {
+	if terr.StatusCode == http.StatusNotFound {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return slices.ContainsFunc(terr.Errors, func(d transport.Diagnostic) bool {
+		return d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode
+	})
 }
 
-// statusError describes an unexpected answer: "HEAD: 503 Service Unavailable", with the
-// registry's error codes when it sent a body ("GET: 404 Not Found (BLOB_UNKNOWN: blob unknown)").
-func statusError(method string, resp *http.Response) error {
-	msg := resp.Status
-	if msg == "" {
-		msg = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
-	}
-	if method != http.MethodHead {
-		if detail := registryErrors(resp.Body); detail != "" {
-			msg += " (" + detail + ")"
-		}
-	}
-	return fmt.Errorf("%s: %s", method, msg)
+// inRepo reports whether req was sent to repo's part of the registry API.
+func (r *registry) inRepo(req *http.Request, repo name.Repository) bool {
+	return req != nil && repo.RepositoryStr() != "" && req.URL.Host == r.reg.RegistryStr() &&
+		strings.HasPrefix(req.URL.Path, "/v2/"+repo.RepositoryStr()+"/")
 }
 
-// registryErrors summarises a distribution API error body: "CODE: message; CODE2: message".
-func registryErrors(body io.Reader) string {
-	b, err := readLimited(body, 64<<10)
-	if err != nil {
-		return ""
+// incompleteHead reports whether err is remote.Head finding the registry's answer unusable
+// (no Docker-Content-Digest, Content-Type or Content-Length), rather than a status or a
+// failed connection.
+func incompleteHead(ctx context.Context, err error) bool {
+	var terr *transport.Error
+	var uerr *url.Error
+	return ctx.Err() == nil && !errors.As(err, &terr) && !errors.As(err, &uerr)
+}
+
+// explain shortens a registry's error answer to "HEAD: 503 Service Unavailable", naming the
+// request only when it was not to repo itself ("GET /v2/: 503 …", "GET https://auth.example/token: 401 …").
+func (r *registry) explain(err error, repo name.Repository) error {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return err
 	}
-	var e struct {
-		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"errors"`
+	return &statusError{what: r.requestName(terr.Request, repo), err: terr}
+}
+
+func (r *registry) requestName(req *http.Request, repo name.Repository) string {
+	if req == nil {
+		return "request"
 	}
-	if json.Unmarshal(b, &e) != nil {
-		return ""
+	if r.inRepo(req, repo) {
+		return req.Method
 	}
+	u := url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host, Path: req.URL.Path} // no query, no user
+	if u.Host == r.reg.RegistryStr() {
+		return req.Method + " " + u.Path
+	}
+	return req.Method + " " + u.String()
+}
+
+// statusError is a registry's unexpected answer, with its error codes when it sent a body:
+// "GET: 500 Internal Server Error (UNKNOWN: storage broke)".
+type statusError struct {
+	what string
+	err  *transport.Error
+}
+
+func (e *statusError) Error() string {
+	msg := fmt.Sprintf("%s: %d %s", e.what, e.err.StatusCode, http.StatusText(e.err.StatusCode))
 	var parts []string
-	for _, x := range e.Errors {
-		s := x.Code
-		if x.Message != "" {
-			s += ": " + x.Message
+	for _, d := range e.err.Errors {
+		s := string(d.Code)
+		if d.Message != "" {
+			s += ": " + d.Message
 		}
 		parts = append(parts, clip(s, 200))
 	}
-	return strings.Join(parts, "; ")
+	if len(parts) > 0 {
+		msg += " (" + strings.Join(parts, "; ") + ")"
+	}
+	return msg
 }
+
+func (e *statusError) Unwrap() error { return e.err }
 
 // clip shortens an untrusted string and keeps it printable.
 func clip(s string, n int) string {
@@ -425,8 +275,33 @@ func clip(s string, n int) string {
 	return s
 }
 
-// drain reads what is left of a body so the connection is reused, and closes it.
-func drain(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
+// httpsOnly refuses plain HTTP to the registry host. go-containerregistry falls back to http
+// for loopback, RFC 1918 and *.localhost hosts; a strict target allows that on a loopback
+// address or "localhost" only, and anywhere when the config says insecure (then httpsOnly is
+// not used).
+type httpsOnly struct {
+	host string
+	next http.RoundTripper
+}
+
+func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && req.URL.Host == h.host {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, fmt.Errorf("plain HTTP to %s refused (set insecure: true on the target to allow it)", h.host)
+	}
+	return h.next.RoundTrip(req)
+}
+
+func isLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -16,10 +16,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/target"
@@ -149,7 +151,8 @@ func TestInspect(t *testing.T) {
 	}
 }
 
-// counter is a RoundTripper that records each request ("HEAD /v2/mirror/app/manifests/1.2.0").
+// counter is a RoundTripper that records each request: "HEAD /v2/mirror/app/manifests/1.2.0",
+// or "GET /v2/ (https)" for one over https.
 type counter struct {
 	next http.RoundTripper
 	mu   sync.Mutex
@@ -157,8 +160,12 @@ type counter struct {
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	s := r.Method + " " + r.URL.Path
+	if r.URL.Scheme == "https" {
+		s += " (https)"
+	}
 	c.mu.Lock()
-	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
+	c.reqs = append(c.reqs, s)
 	c.mu.Unlock()
 	return c.next.RoundTrip(r)
 }
@@ -173,8 +180,16 @@ func (c *counter) take() []string {
 
 func newCounter() *counter { return &counter{next: http.DefaultTransport} }
 
-// TestRequestCount shows the cost of an inspection: HEAD, then GET by digest only on a cache
-// miss, so an unchanged tag costs one request, even from a new process.
+// ping is what a target costs once, on its first Inspect, against a registry on loopback:
+// go-containerregistry's GET /v2/ tries https first and falls back to plain http for a
+// loopback host. Every request after it goes straight to the http that answered.
+var ping = []string{"GET /v2/ (https)", "GET /v2/"}
+
+func with(first []string, then ...string) []string { return append(slices.Clone(first), then...) }
+
+// TestRequestCount shows the cost of an inspection: once per target (per run) the ping, then
+// HEAD, and GET by digest only on a cache miss, so an unchanged tag costs one request, even
+// from a new process.
 func TestRequestCount(t *testing.T) {
 	host := testenv.Registry(t)
 	cfg := config.Target{Registry: host + "/mirror"}
@@ -202,8 +217,9 @@ func TestRequestCount(t *testing.T) {
 		}
 	}
 
+	// A cold index: the ping, HEAD, GET.
 	inspect(cold, "app", "1.2.0")
-	expect(c1, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/"+idx.String())
+	expect(c1, with(ping, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/"+idx.String())...)
 	inspect(cold, "app", "1.2.0")
 	expect(c1, "HEAD /v2/mirror/app/manifests/1.2.0")
 	// A single image also needs its config for the platform: one more GET, cached too.
@@ -228,7 +244,7 @@ func TestRequestCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = inspect(warm, "app", "1.2.0")
-	expect(c2, "HEAD /v2/mirror/app/manifests/1.2.0")
+	expect(c2, with(ping, "HEAD /v2/mirror/app/manifests/1.2.0")...)
 	if st.Digest != idx.String() || !slices.Equal(st.Platforms, []string{amd64, arm64}) {
 		t.Errorf("warm State = %+v", st)
 	}
@@ -267,8 +283,31 @@ func TestRequestCount(t *testing.T) {
 	}
 	inspect(nocache, "app", "1.2.0")
 	inspect(nocache, "app", "1.2.0")
-	if n := len(c3.take()); n != 4 {
-		t.Errorf("without a cache: %d requests, want 4", n)
+	if n := len(c3.take()); n != len(ping)+4 {
+		t.Errorf("without a cache: %d requests, want %d", n, len(ping)+4)
+	}
+
+	// Concurrent first inspections share one ping.
+	c4 := newCounter()
+	fresh, err := target.New(cfg, target.WithTransport(c4), target.WithCacheDir(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var many []target.Request
+	for range 4 {
+		many = append(many, target.Request{Repo: "app", Tag: "1.2.0"}, target.Request{Repo: "single", Tag: "1.0.0"})
+	}
+	for _, r := range target.InspectAll(t.Context(), fresh, many, len(many)) {
+		if r.Err != nil || !r.State.Exists {
+			t.Errorf("concurrent: %+v", r)
+		}
+	}
+	reqs = c4.take()
+	slices.Sort(reqs)
+	want := with(ping, slices.Repeat([]string{"HEAD /v2/mirror/app/manifests/1.2.0", "HEAD /v2/mirror/single/manifests/1.0.0"}, 4)...)
+	slices.Sort(want)
+	if !slices.Equal(reqs, want) {
+		t.Errorf("concurrent requests = %q\nwant                  %q", reqs, want)
 	}
 }
 
@@ -280,11 +319,22 @@ func serverHost(t *testing.T, h http.Handler) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
+// apiRoot answers the ping (GET /v2/) and hands every other request to h.
+func apiRoot(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		h(w, r)
+	})
+}
+
 func TestInspectServerError(t *testing.T) {
-	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	host := serverHost(t, apiRoot(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 	}))
-	tgt, err := target.New(config.Target{Registry: host + "/mirror"})
+	c := newCounter()
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithTransport(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,14 +343,58 @@ func TestInspectServerError(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant  %s", err, want)
 	}
+	var terr *transport.Error
+	if !errors.As(err, &terr) || terr.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("err does not wrap the registry's answer: %#v", err)
+	}
+	// No retries under the target's transport: those belong to a transport the caller gives.
+	if got, want := c.take(), with(ping, "HEAD /v2/mirror/app/manifests/1.2.0"); !slices.Equal(got, want) {
+		t.Errorf("requests = %q\nwant       %q", got, want)
+	}
+}
+
+// A failed ping is an error for that Inspect, and is tried again on the next one.
+func TestInspectPingError(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path != "/v2/" {
+			http.NotFound(w, r)
+		}
+	}))
+	c := newCounter()
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithTransport(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tgt.Inspect(t.Context(), "app", "1.2.0")
+	want := "inspect " + host + "/mirror/app:1.2.0: connect to " + host + ": GET /v2/: 503 Service Unavailable"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+	if got := c.take(); !slices.Equal(got, ping) {
+		t.Errorf("requests = %q, want %q", got, ping)
+	}
+	down.Store(false)
+	if st, err := tgt.Inspect(t.Context(), "app", "1.2.0"); err != nil || st.Exists {
+		t.Errorf("after recovery: %+v, %v", st, err)
+	}
+	if got, want := c.take(), with(ping, "HEAD /v2/mirror/app/manifests/1.2.0"); !slices.Equal(got, want) {
+		t.Errorf("after recovery: requests = %q\nwant                      %q", got, want)
+	}
 }
 
 func TestInspectManifestError(t *testing.T) {
 	const digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := serverHost(t, apiRoot(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodHead {
 			w.Header().Set("Docker-Content-Digest", digest)
 			w.Header().Set("Content-Type", ociIndex)
+			w.Header().Set("Content-Length", "512")
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -320,7 +414,7 @@ func TestInspectManifestError(t *testing.T) {
 
 func TestInspectWrongContent(t *testing.T) {
 	const digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := serverHost(t, apiRoot(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Docker-Content-Digest", digest)
 		w.Header().Set("Content-Type", ociIndex)
 		_, _ = w.Write([]byte(`{"schemaVersion":2,"manifests":[]}`))
@@ -331,7 +425,8 @@ func TestInspectWrongContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = tgt.Inspect(t.Context(), "app", "1.2.0")
-	if err == nil || !strings.Contains(err.Error(), "content does not match digest "+digest) {
+	// go-containerregistry checks a manifest fetched by digest against the digest.
+	if err == nil || !strings.Contains(err.Error(), "does not match requested digest: \""+digest+"\"") {
 		t.Errorf("err = %v", err)
 	}
 	if entries, _ := filepath.Glob(filepath.Join(cache, "blobs", "*", "*")); len(entries) != 0 {
@@ -467,7 +562,7 @@ func TestInspectWithoutDigestHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(body)
-	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := serverHost(t, apiRoot(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v2/mirror/app/manifests/1.2.0" {
 			http.NotFound(w, r)
 			return
@@ -487,7 +582,7 @@ func TestInspectWithoutDigestHeader(t *testing.T) {
 	if st.Digest != "sha256:"+hex.EncodeToString(sum[:]) || !slices.Equal(st.Platforms, []string{amd64, arm64}) {
 		t.Errorf("State = %+v", st)
 	}
-	if got := c.take(); !slices.Equal(got, []string{"HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/1.2.0"}) {
+	if got := c.take(); !slices.Equal(got, with(ping, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/1.2.0")) {
 		t.Errorf("requests = %q", got)
 	}
 }
