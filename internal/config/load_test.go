@@ -199,3 +199,24 @@ func TestAppOverrides(t *testing.T) {
 		t.Errorf("top-level window changed: %+v", cfg.Versions)
 	}
 }
+
+func TestTemplateLimits(t *testing.T) {
+	for _, tt := range []struct{ text, want string }{
+		{"{{range 100000000}}x{{end}}", "{{range}} is not supported"},
+		{"{{if true}}{{range 3}}x{{end}}{{end}}", "{{range}} is not supported"},
+		{`{{define "x"}}a{{end}}{{template "x"}}`, "not supported"},
+		{`{{printf "%070000d" 1}}`, "renders more than 65536 bytes"},
+	} {
+		_, err := Parse("c.yaml", []byte(strings.Replace(base, "{context: ./ctx}", "{context: '"+tt.text+"'}", 1)))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.text, err, tt.want)
+		}
+	}
+	ok, err := ParseTemplate(`{{if eq .Arch "arm64"}}aarch64{{else}}x86_64{{end}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := ok.Render(Data{Arch: "arm64"}, nil); s != "aarch64" {
+		t.Errorf("conditional = %q", s)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+	"text/template/parse"
 )
 
 // Data is what a template sees: {{.Version}} {{.Tag}} {{.Arch}} {{.OS}} {{.Variant}} {{.Platform}}.
@@ -26,13 +27,72 @@ func funcs(ref RefFunc) template.FuncMap {
 	return template.FuncMap{"ref": ref}
 }
 
-// ParseTemplate parses text as an archmirror template.
+// MaxRendered bounds what one template may render: build args and URLs are short, and a
+// bound keeps a runaway template from eating memory.
+const MaxRendered = 64 << 10
+
+// ParseTemplate parses text as an archmirror template. Templates substitute values; loops and
+// sub-templates are rejected ({{range 100000000}} would otherwise stall every load).
 func ParseTemplate(text string) (*Template, error) {
 	t, err := template.New("").Option("missingkey=error").Funcs(funcs(nil)).Parse(text)
 	if err != nil {
 		return nil, cleanTemplateErr(err)
 	}
+	for _, tt := range t.Templates() {
+		if tt.Name() != "" {
+			return nil, fmt.Errorf("template: {{define}} and {{block}} are not supported")
+		}
+		if err := checkNodes(tt.Root); err != nil {
+			return nil, err
+		}
+	}
 	return &Template{Text: text, tmpl: t}, nil
+}
+
+func checkNodes(n parse.Node) error {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := checkNodes(c); err != nil {
+				return err
+			}
+		}
+	case *parse.RangeNode:
+		return fmt.Errorf("template: {{range}} is not supported: templates substitute values")
+	case *parse.TemplateNode:
+		return fmt.Errorf("template: {{template}} is not supported")
+	case *parse.IfNode:
+		return checkBranch(&n.BranchNode)
+	case *parse.WithNode:
+		return checkBranch(&n.BranchNode)
+	}
+	return nil
+}
+
+func checkBranch(b *parse.BranchNode) error {
+	if err := checkNodes(b.List); err != nil {
+		return err
+	}
+	if b.ElseList != nil {
+		return checkNodes(b.ElseList)
+	}
+	return nil
+}
+
+// limitWriter fails once more than n bytes were written, which stops the template.
+type limitWriter struct {
+	b strings.Builder
+	n int
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if w.b.Len()+len(p) > w.n {
+		return 0, fmt.Errorf("renders more than %d bytes", w.n)
+	}
+	return w.b.Write(p)
 }
 
 // Render executes the template. ref may be nil when the template has no {{ref}}.
@@ -47,11 +107,11 @@ func (t *Template) Render(d Data, ref RefFunc) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	if err := tm.Funcs(funcs(ref)).Execute(&b, d); err != nil {
+	w := &limitWriter{n: MaxRendered}
+	if err := tm.Funcs(funcs(ref)).Execute(w, d); err != nil {
 		return "", cleanTemplateErr(err)
 	}
-	return b.String(), nil
+	return w.b.String(), nil
 }
 
 // Refs returns the components named by {{ref "..."}} in the template, sorted.
