@@ -5,10 +5,8 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,16 +27,6 @@ const (
 	apps     = 50
 	versions = 10
 )
-
-type counter struct {
-	n    atomic.Int64
-	next http.RoundTripper
-}
-
-func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
-}
 
 // world: 50 apps with 12 releases each (10 in the window), every version already mirrored as a
 // complete two-platform index (distinct index per version, shared platform images).
@@ -80,7 +68,7 @@ func world(b *testing.B) (cfgText func(cacheDir string) []byte, up *fakeupstream
 	}, up
 }
 
-func plan(b *testing.B, cfgText []byte, reg *counter) {
+func plan(b *testing.B, cfgText []byte, reg *testenv.Counter) {
 	cfg, err := config.Parse("bench.yaml", cfgText)
 	if err != nil {
 		b.Fatal(err)
@@ -100,7 +88,7 @@ func BenchmarkPlan50x10x2(b *testing.B) {
 	cfgText, up := world(b)
 	measure := func(b *testing.B, fresh bool) {
 		warmDir := b.TempDir()
-		plan(b, cfgText(warmDir), &counter{next: http.DefaultTransport}) // fill the caches
+		plan(b, cfgText(warmDir), &testenv.Counter{}) // fill the caches
 		var upReqs, up304, regReqs, n int64
 		var wall time.Duration
 		for b.Loop() {
@@ -110,14 +98,14 @@ func BenchmarkPlan50x10x2(b *testing.B) {
 				dir = b.TempDir()
 				b.StartTimer()
 			}
-			reg := &counter{next: http.DefaultTransport}
+			reg := &testenv.Counter{}
 			u0, nm0 := up.Requests.Load(), up.NotModified.Load()
 			t0 := time.Now()
 			plan(b, cfgText(dir), reg)
 			wall += time.Since(t0)
 			upReqs += up.Requests.Load() - u0
 			up304 += up.NotModified.Load() - nm0
-			regReqs += reg.n.Load()
+			regReqs += reg.Count()
 			n++
 		}
 		b.ReportMetric(float64(upReqs)/float64(n), "upstream-req/op")

@@ -386,3 +386,38 @@ func splitLinks(h string) []string {
 	}
 	return append(parts, h[start:])
 }
+
+// paginate GETs first and each following page (as next finds it) up to maxPages, decoding
+// every page. A Link loop ends the walk instead of spinning to the bound. noun names the pages
+// in errors and logs ("releases page 2").
+func (f *fetcher) paginate(ctx context.Context, first *url.URL, noun string, maxPages int,
+	decode func([]byte) ([]Release, error), next func(*page, *url.URL) (*url.URL, error)) ([]Release, error) {
+	var out []Release
+	seen := map[string]bool{}
+	for n, u := 1, first; u != nil; n++ {
+		if n > maxPages {
+			f.log.WarnContext(ctx, "more "+noun+" than max_pages; keeping the first pages", "source", f.name, "max_pages", maxPages)
+			break
+		}
+		what := fmt.Sprintf("%s page %d", noun, n)
+		seen[u.String()] = true
+		p, err := f.get(ctx, what, u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.name, err)
+		}
+		rels, err := decode(p.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: GET %s: %w", f.name, what, u.EscapedPath(), err)
+		}
+		out = append(out, rels...)
+		nu, err := next(p, u)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", f.name, what, err)
+		}
+		if nu != nil && seen[nu.String()] {
+			nu = nil
+		}
+		u = nu
+	}
+	return out, nil
+}

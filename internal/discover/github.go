@@ -88,34 +88,9 @@ func (g *GitHub) Releases(ctx context.Context) ([]Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", g.f.name, err)
 	}
-	var out []Release
-	seen := map[string]bool{}
-	for n := 1; u != nil; n++ {
-		if n > g.maxPages {
-			g.f.log.WarnContext(ctx, "more releases than max_pages; keeping the newest", "source", g.f.name, "max_pages", g.maxPages)
-			break
-		}
-		what := fmt.Sprintf("releases page %d", n)
-		seen[u.String()] = true
-		p, err := g.f.get(ctx, what, u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", g.f.name, err)
-		}
-		rels, err := decodeGitHubReleases(p.Body)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: GET %s: %w", g.f.name, what, u.EscapedPath(), err)
-		}
-		out = append(out, rels...)
-		next, err := parseLinkNext(p.Header.Get("Link"), u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", g.f.name, what, err)
-		}
-		if next != nil && seen[next.String()] {
-			next = nil // a Link loop: stop rather than spin until max_pages
-		}
-		u = next
-	}
-	return out, nil
+	return g.f.paginate(ctx, u, "releases", g.maxPages, decodeGitHubReleases, func(p *page, u *url.URL) (*url.URL, error) {
+		return parseLinkNext(p.Header.Get("Link"), u)
+	})
 }
 
 // decodeGitHubReleases reads one page of GET /repos/{owner}/{repo}/releases.

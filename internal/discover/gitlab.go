@@ -124,34 +124,7 @@ func (g *GitLab) Releases(ctx context.Context) ([]Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", g.f.name, err)
 	}
-	var out []Release
-	seen := map[string]bool{}
-	for n := 1; u != nil; n++ {
-		if n > g.maxPages {
-			g.f.log.WarnContext(ctx, "more tags than max_pages; keeping the first pages", "source", g.f.name, "max_pages", g.maxPages)
-			break
-		}
-		what := fmt.Sprintf("tags page %d", n)
-		seen[u.String()] = true
-		p, err := g.f.get(ctx, what, u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", g.f.name, err)
-		}
-		rels, err := decodeGitLabTags(p.Body)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: GET %s: %w", g.f.name, what, u.EscapedPath(), err)
-		}
-		out = append(out, rels...)
-		next, err := gitlabNext(p, u)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", g.f.name, what, err)
-		}
-		if next != nil && seen[next.String()] {
-			next = nil
-		}
-		u = next
-	}
-	return out, nil
+	return g.f.paginate(ctx, u, "tags", g.maxPages, decodeGitLabTags, gitlabNext)
 }
 
 // decodeGitLabTags reads one page of GET /projects/{id}/repository/tags. Published is the

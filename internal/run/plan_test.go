@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/archmirror/archmirror/internal/config"
@@ -16,16 +15,6 @@ import (
 	"github.com/archmirror/archmirror/internal/target"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
-
-type counter struct {
-	n    atomic.Int64
-	next http.RoundTripper
-}
-
-func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(r)
-}
 
 // world is the fixture upstream plus a target seeded with hello 2.0.0 complete and hello 1.1.0
 // missing arm64.
@@ -117,13 +106,13 @@ func TestPlanRepeatCosts(t *testing.T) {
 	reg := testenv.Registry(t) + "/mirror"
 	cfg, up := world(t, reg)
 	versions := 0
-	cold := &counter{next: http.DefaultTransport}
+	cold := &testenv.Counter{}
 	if _, err := Plan(context.Background(), cfg, Options{Target: []target.Option{target.WithTransport(cold)}}); err != nil {
 		t.Fatal(err)
 	}
 	coldUp := up.Requests.Load()
 
-	warm := &counter{next: http.DefaultTransport}
+	warm := &testenv.Counter{}
 	p, err := Plan(context.Background(), cfg, Options{Target: []target.Option{target.WithTransport(warm)}})
 	if err != nil {
 		t.Fatal(err)
@@ -133,13 +122,13 @@ func TestPlanRepeatCosts(t *testing.T) {
 			versions += len(v.Components)
 		}
 	}
-	t.Logf("cold: %d registry requests, %d upstream; repeat: %d registry requests for %d version×component, upstream %d (304s %d)", cold.n.Load(), coldUp, warm.n.Load(), versions, up.Requests.Load()-coldUp, up.NotModified.Load())
+	t.Logf("cold: %d registry requests, %d upstream; repeat: %d registry requests for %d version×component, upstream %d (304s %d)", cold.Count(), coldUp, warm.Count(), versions, up.Requests.Load()-coldUp, up.NotModified.Load())
 	setup := int64(2) // one /v2/ ping per run (tried on https and http for a loopback registry)
-	if got := warm.n.Load(); got > int64(versions)+setup {
+	if got := warm.Count(); got > int64(versions)+setup {
 		t.Errorf("repeat run: %d registry requests for %d version×component (+%d setup)", got, versions, setup)
 	}
-	if got := cold.n.Load(); got <= warm.n.Load() {
-		t.Errorf("cold run made %d requests, repeat %d: the manifest cache did nothing", got, warm.n.Load())
+	if got := cold.Count(); got <= warm.Count() {
+		t.Errorf("cold run made %d requests, repeat %d: the manifest cache did nothing", got, warm.Count())
 	}
 	upRepeat := up.Requests.Load() - coldUp
 	if ok := up.OK.Load(); upRepeat == 0 || up.NotModified.Load() == 0 {
