@@ -1,0 +1,49 @@
+// Package build builds one platform of one component of one version: the Builder interface and
+// its BuildKit backend, and the Dockerfile patches applied before a build.
+package build
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/platform"
+)
+
+// Spec is everything a builder needs for one job, with every template already rendered for the
+// job's platform. The orchestrator makes it from a plan.Job and the config.
+type Spec struct {
+	JobID      string
+	Platform   platform.Platform
+	Context    string            // a git URL ("https://host/repo.git#ref:subdir", "git://…") or an absolute local directory
+	Dockerfile string            // relative to the context (its subdir for git URLs), default "Dockerfile"
+	Patches    []config.Patch    // applied to the Dockerfile in order; a patch that matches nothing fails the job
+	Args       map[string]string // build args
+	Labels     map[string]string // image labels (OCI and upstream ones)
+
+	// Exactly one output: Push, a repository the image is pushed to by digest
+	// ("127.0.0.1:5000/ns/app"), or Layout, an OCI layout directory the image is added to
+	// (blobs and manifest, no tag).
+	Push     string
+	Insecure bool // Push's registry is plain HTTP / unverified TLS
+	Layout   string
+
+	CacheRef string // "" or a registry reference used to import and export the build cache
+
+	Log io.Writer // receives the full build log (plain progress); may be nil
+}
+
+// Result is a built and stored image.
+type Result struct {
+	Digest    string // of the image manifest (never an index: no attestation manifests)
+	MediaType string
+	Size      int64 // of the manifest
+	Platform  string
+	Duration  time.Duration
+}
+
+// Builder builds one Spec.
+type Builder interface {
+	Build(ctx context.Context, s Spec) (Result, error)
+}
