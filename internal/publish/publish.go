@@ -28,7 +28,7 @@ const (
 // Result is what Publish did for one Unit.
 type Result struct {
 	Status  Status   `json:"status"`
-	Digest  string   `json:"digest,omitempty"`  // the version's index
+	Digest  string   `json:"digest,omitempty"`  // the version's index (for Incomplete: what the tag still points at, if anything)
 	Missing []string `json:"missing,omitempty"` // platforms still missing when Status is Incomplete
 	Latest  bool     `json:"latest,omitempty"`  // latest points at this index after Publish
 }

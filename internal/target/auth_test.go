@@ -2,6 +2,7 @@ package target_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,23 +54,32 @@ func (a *authRegistry) issue(scopes []string) string {
 	return tok
 }
 
-// allows reports whether the Authorization header carries a current token for scope.
+// allows reports whether the Authorization header carries a current token for scope (a
+// pull,push token is good for pull too).
 func (a *authRegistry) allows(authorization, scope string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	tok, ok := strings.CutPrefix(authorization, "Bearer ")
-	return ok && strings.HasPrefix(tok, fmt.Sprintf("tok-%d-", a.generation)) && slices.Contains(a.tokens[tok], scope)
+	if !ok || !strings.HasPrefix(tok, fmt.Sprintf("tok-%d-", a.generation)) {
+		return false
+	}
+	return slices.Contains(a.tokens[tok], scope) ||
+		(strings.HasSuffix(scope, ":pull") && slices.Contains(a.tokens[tok], scope+",push"))
 }
 
-// scopeOf is the pull scope a /v2/<repo>/(manifests|blobs)/... request needs.
-func scopeOf(path string) string {
-	repo := strings.TrimPrefix(path, "/v2/")
+// scopeOf is the scope a /v2/<repo>/(manifests|blobs)/... request needs: pull to read,
+// pull,push to write, as distribution asks.
+func scopeOf(r *http.Request) string {
+	repo := strings.TrimPrefix(r.URL.Path, "/v2/")
 	for _, sep := range []string{"/manifests/", "/blobs/"} {
 		if i := strings.Index(repo, sep); i >= 0 {
 			repo = repo[:i]
 		}
 	}
-	return "repository:" + repo + ":pull"
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return "repository:" + repo + ":pull"
+	}
+	return "repository:" + repo + ":pull,push"
 }
 
 func newAuthRegistry(t *testing.T, bearer bool) *authRegistry {
@@ -85,14 +97,15 @@ func newAuthRegistry(t *testing.T, bearer bool) *authRegistry {
 			}
 			tok := a.issue(r.URL.Query()["scope"])
 			_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_in": 300})
-		case bearer && !a.allows(r.Header.Get("Authorization"), scopeOf(r.URL.Path)):
+		case bearer && !a.allows(r.Header.Get("Authorization"), scopeOf(r)):
 			// As distribution does: the challenge names the scope a repo request needs, and
 			// the ping's has none.
 			ch := `Bearer realm="http://` + a.guarded + `/token",service="test"`
 			if r.URL.Path != "/v2/" {
-				ch += `,scope="` + scopeOf(r.URL.Path) + `"`
+				ch += `,scope="` + scopeOf(r) + `"`
 			}
 			w.Header().Set("WWW-Authenticate", ch)
+			_, _ = io.Copy(io.Discard, r.Body) // as registries behind a proxy do
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
 		case !bearer && !goodBasic:
 			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
@@ -266,6 +279,102 @@ func TestBearerAuth(t *testing.T) {
 	expect("after expiry", renew("app", "1.2.0")...)
 	inspect("other", "1.0.0")
 	expect("after expiry, other repo", "HEAD /v2/mirror/other/manifests/1.0.0")
+}
+
+// TestBearerWrite: the first write to a repo is answered 401 with a push scope; the one
+// transport adds it to its token and sends the PUT again, body and all.
+func TestBearerWrite(t *testing.T) {
+	a := newAuthRegistry(t, true)
+	root := a.open + "/mirror"
+	amdD := testenv.PushUntagged(t, root+"/app", amd64)
+	armD := testenv.PushUntagged(t, root+"/app", arm64)
+	c := newCounter()
+	tgt, err := target.New(config.Target{Registry: a.guarded + "/mirror"},
+		target.WithTransport(c), target.WithKeychain(staticKeychain{user, pass}), target.WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd := describe(t, tgt, "app", amdD)
+	arm := describe(t, tgt, "app", armD)
+	c.take()
+	desc, err := tgt.WriteIndex(t.Context(), "app", "1.0.0", index(nil, amd, arm), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := "PUT /v2/mirror/app/manifests/1.0.0"
+	if got, want := c.take(), []string{"HEAD /v2/mirror/app/manifests/1.0.0", put, "GET /token", put}; !slices.Equal(got, want) {
+		t.Errorf("requests = %q\nwant       %q", got, want)
+	}
+	st, err := tgt.Inspect(t.Context(), "app", "1.0.0")
+	if err != nil || st.Digest != desc.Digest.String() || !slices.Equal(st.Platforms, []string{amd64, arm64}) {
+		t.Errorf("after write: %+v, %v", st, err)
+	}
+	// The token has push on the repo now: the next write goes straight through.
+	c.take()
+	if err := tgt.Tag(t.Context(), "app", "latest", desc.Digest, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.take(), []string{"HEAD /v2/mirror/app/manifests/latest", "PUT /v2/mirror/app/manifests/latest"}; !slices.Equal(got, want) {
+		t.Errorf("second write: requests = %q\nwant       %q", got, want)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if last := a.scopes[len(a.scopes)-1]; !strings.HasPrefix(last, "repository:mirror/app:pull,push ") {
+		t.Errorf("last token scopes = %q", last)
+	}
+}
+
+// TestBearerWriteHTTP2: over HTTP/2, what a TLS registry negotiates, net/http does not
+// replay a request whose body was used up; the PUT the Bearer transport sends again after
+// the push-scope 401 must still carry its body.
+func TestBearerWriteHTTP2(t *testing.T) {
+	a := newAuthRegistry(t, true)
+	d := testenv.PushUntagged(t, a.open+"/mirror/app", amd64)
+	// registry.test over TLS and HTTP/2, in front of the guarded door; the realm it names is
+	// its own.
+	guarded, err := url.Parse("http://" + a.guarded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewUnstartedServer(&httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(guarded) },
+		ModifyResponse: func(resp *http.Response) error {
+			if ch := resp.Header.Get("WWW-Authenticate"); ch != "" {
+				resp.Header.Set("WWW-Authenticate", strings.ReplaceAll(ch, "http://"+a.guarded, "https://registry.test"))
+			}
+			return nil
+		},
+		ErrorLog: nilLogger(),
+	})
+	front.EnableHTTP2 = true
+	front.Config.ErrorLog = nilLogger()
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	addr := front.Listener.Addr().String()
+	c := newCounter()
+	c.next = &http.Transport{ // the counter is not an *http.Transport: the test skips TLS verification itself
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a test server
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}
+	tgt, err := target.New(config.Target{Registry: "registry.test/mirror", Insecure: true},
+		target.WithTransport(c), target.WithKeychain(staticKeychain{user, pass}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := tgt.WriteIndex(t.Context(), "app", "1.0.0", index(nil, describe(t, tgt, "app", d)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := "PUT /v2/mirror/app/manifests/1.0.0 (https)"
+	if got := c.take(); !slices.Equal(got[len(got)-3:], []string{put, "GET /token (https)", put}) {
+		t.Errorf("requests = %q, want the PUT sent again after a token", got)
+	}
+	if st, err := tgt.Inspect(t.Context(), "app", "1.0.0"); err != nil || st.Digest != desc.Digest.String() {
+		t.Errorf("after write: %+v, %v", st, err)
+	}
 }
 
 // TestInsecure: insecure means unverified TLS (or plain HTTP) for that target only; strict

@@ -64,16 +64,7 @@ func (l *layoutTarget) inspect(ctx context.Context, dir, tag string) (State, err
 	if desc == nil {
 		return State{}, nil
 	}
-	read := func(_ context.Context, d v1.Hash) ([]byte, error) {
-		b, err := p.Bytes(d)
-		if err != nil {
-			return nil, err
-		}
-		if err := verify(d, b); err != nil {
-			return nil, err
-		}
-		return b, nil
-	}
+	read := blobReader(dir)
 	raw, err := read(ctx, desc.Digest)
 	if err != nil {
 		return State{}, fmt.Errorf("manifest %s: %w", desc.Digest, err)

@@ -41,6 +41,24 @@ type manifest struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
+// mediaType is the manifest's own media type, else header (what the target said it is, a
+// Content-Type), else what its fields show: OCI makes mediaType optional.
+func (m *manifest) mediaType(header string) string {
+	if m.MediaType != "" {
+		return m.MediaType
+	}
+	if mt := baseMediaType(header); mt != "" {
+		return mt
+	}
+	switch {
+	case m.Manifests != nil:
+		return string(types.OCIImageIndex)
+	case m.Config != nil:
+		return string(types.OCIManifestSchema1)
+	}
+	return ""
+}
+
 // imageConfig is the part of an image config that names its platform.
 type imageConfig struct {
 	OS           string `json:"os"`
@@ -56,19 +74,8 @@ func describe(ctx context.Context, log *slog.Logger, d v1.Hash, mediaType string
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return State{}, fmt.Errorf("manifest %s: %w", d, err)
 	}
-	mt := m.MediaType
-	if mt == "" {
-		mt = baseMediaType(mediaType)
-	}
-	if mt == "" { // OCI makes mediaType optional: tell the two by their fields
-		switch {
-		case m.Manifests != nil:
-			mt = string(types.OCIImageIndex)
-		case m.Config != nil:
-			mt = string(types.OCIManifestSchema1)
-		}
-	}
-	st := State{Exists: true, Digest: d.String(), MediaType: mt}
+	mt := m.mediaType(mediaType)
+	st := State{Exists: true, Digest: d.String(), MediaType: mt, Manifest: raw}
 	if len(m.Annotations) > 0 {
 		st.Annotations = maps.Clone(m.Annotations)
 	}
@@ -77,29 +84,70 @@ func describe(ctx context.Context, log *slog.Logger, d v1.Hash, mediaType string
 	case types.OCIImageIndex, types.DockerManifestList:
 		st.Platforms = indexPlatforms(log, d, m.Manifests)
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
-		if m.Config == nil {
-			return State{}, fmt.Errorf("manifest %s: image manifest without a config", d)
-		}
-		switch m.Config.MediaType {
-		case types.OCIConfigJSON, types.DockerConfigJSON:
-		default:
-			return State{}, fmt.Errorf("manifest %s: not an image (config media type %q)", d, m.Config.MediaType)
-		}
-		b, err := config(ctx, m.Config.Digest)
+		p, ok, err := imagePlatform(ctx, d, &m, config)
 		if err != nil {
-			return State{}, fmt.Errorf("manifest %s: config %s: %w", d, m.Config.Digest, err)
+			return State{}, err
 		}
-		p, err := configPlatform(b)
-		if err != nil {
-			return State{}, fmt.Errorf("manifest %s: config %s: %w", d, m.Config.Digest, err)
-		}
-		if p != "" {
-			st.Platforms = []string{p}
+		if ok {
+			st.Platforms = []string{p.String()}
 		}
 	default:
 		return State{}, fmt.Errorf("manifest %s: unsupported media type %q", d, mt)
 	}
 	return st, nil
+}
+
+// imagePlatform reads the platform the config of image manifest m (digest d) declares; false
+// when it declares none.
+func imagePlatform(ctx context.Context, d v1.Hash, m *manifest, config fetchFunc) (platform.Platform, bool, error) {
+	if m.Config == nil {
+		return platform.Platform{}, false, fmt.Errorf("manifest %s: image manifest without a config", d)
+	}
+	switch m.Config.MediaType {
+	case types.OCIConfigJSON, types.DockerConfigJSON:
+	default:
+		return platform.Platform{}, false, fmt.Errorf("manifest %s: not an image (config media type %q)", d, m.Config.MediaType)
+	}
+	b, err := config(ctx, m.Config.Digest)
+	if err != nil {
+		return platform.Platform{}, false, fmt.Errorf("manifest %s: config %s: %w", d, m.Config.Digest, err)
+	}
+	p, ok, err := configPlatform(b)
+	if err != nil {
+		return platform.Platform{}, false, fmt.Errorf("manifest %s: config %s: %w", d, m.Config.Digest, err)
+	}
+	return p, ok, nil
+}
+
+// imageDescriptor describes the image manifest d (raw, verified against d) as an index entry,
+// with the platform its config declares. header is the media type the target reported ("" if
+// none).
+func imageDescriptor(ctx context.Context, d v1.Hash, header string, raw []byte, config fetchFunc) (v1.Descriptor, error) {
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	mt := types.MediaType(m.mediaType(header))
+	switch mt {
+	case types.OCIManifestSchema1, types.DockerManifestSchema2:
+	case types.OCIImageIndex, types.DockerManifestList:
+		return v1.Descriptor{}, fmt.Errorf("manifest %s: an index, not a single-platform image (built with attestations?)", d)
+	default:
+		return v1.Descriptor{}, fmt.Errorf("manifest %s: unsupported media type %q", d, mt)
+	}
+	p, ok, err := imagePlatform(ctx, d, &m, config)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if !ok {
+		return v1.Descriptor{}, fmt.Errorf("manifest %s: its config declares no platform", d)
+	}
+	return v1.Descriptor{
+		MediaType: mt,
+		Size:      int64(len(raw)),
+		Digest:    d,
+		Platform:  &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant},
+	}, nil
 }
 
 // indexPlatforms lists the platforms of an index's entries, normalised, sorted and without
@@ -123,34 +171,32 @@ func indexPlatforms(log *slog.Logger, d v1.Hash, entries []v1.Descriptor) []stri
 			log.Debug("index entry with a platform archmirror does not know", "index", d.String(), "entry", e.Digest.String(), "err", err)
 			continue
 		}
-		out = append(out, p)
+		out = append(out, p.String())
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
 
-// configPlatform reads the platform an image config declares; "" when it declares none.
-func configPlatform(b []byte) (string, error) {
+// configPlatform reads the platform an image config declares, normalised; false when it
+// declares none.
+func configPlatform(b []byte) (platform.Platform, bool, error) {
 	var c imageConfig
 	if err := json.Unmarshal(b, &c); err != nil {
-		return "", err
+		return platform.Platform{}, false, err
 	}
 	if c.OS == "" && c.Architecture == "" {
-		return "", nil
+		return platform.Platform{}, false, nil
 	}
-	return parsePlatform(c.OS, c.Architecture, c.Variant)
+	p, err := parsePlatform(c.OS, c.Architecture, c.Variant)
+	return p, err == nil, err
 }
 
-func parsePlatform(os, arch, variant string) (string, error) {
+func parsePlatform(os, arch, variant string) (platform.Platform, error) {
 	s := os + "/" + arch
 	if variant != "" {
 		s += "/" + variant
 	}
-	p, err := platform.Parse(s)
-	if err != nil {
-		return "", err
-	}
-	return p.String(), nil
+	return platform.Parse(s)
 }
 
 // baseMediaType strips parameters ("; charset=utf-8") from a Content-Type.
@@ -173,11 +219,18 @@ var (
 )
 
 func checkRef(repo, tag string) error {
-	if !repoRE.MatchString(repo) {
-		return fmt.Errorf("repo %q is not a single lowercase repository component", repo)
+	if err := checkRepo(repo); err != nil {
+		return err
 	}
 	if !tagRE.MatchString(tag) {
 		return fmt.Errorf("tag %q is not a valid OCI tag", tag)
+	}
+	return nil
+}
+
+func checkRepo(repo string) error {
+	if !repoRE.MatchString(repo) {
+		return fmt.Errorf("repo %q is not a single lowercase repository component", repo)
 	}
 	return nil
 }

@@ -42,13 +42,14 @@ func testdataBlobs(t *testing.T) (fetchFunc, *int) {
 	}, &calls
 }
 
+const (
+	ociIndex    = "application/vnd.oci.image.index.v1+json"
+	ociManifest = "application/vnd.oci.image.manifest.v1+json"
+	dockerList  = "application/vnd.docker.distribution.manifest.list.v2+json"
+	dockerV2    = "application/vnd.docker.distribution.manifest.v2+json"
+)
+
 func TestDescribe(t *testing.T) {
-	const (
-		ociIndex    = "application/vnd.oci.image.index.v1+json"
-		ociManifest = "application/vnd.oci.image.manifest.v1+json"
-		dockerList  = "application/vnd.docker.distribution.manifest.list.v2+json"
-		dockerV2    = "application/vnd.docker.distribution.manifest.v2+json"
-	)
 	tests := []struct {
 		file        string
 		header      string // the media type the target announced
@@ -107,9 +108,52 @@ func TestDescribe(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := State{Exists: true, Digest: d.String(), MediaType: tt.mediaType, Platforms: tt.platforms, Annotations: tt.annotations}
+			want := State{Exists: true, Digest: d.String(), MediaType: tt.mediaType, Platforms: tt.platforms, Annotations: tt.annotations, Manifest: raw}
 			if !reflect.DeepEqual(st, want) {
 				t.Errorf("State = %+v\nwant    %+v", st, want)
+			}
+		})
+	}
+}
+
+// imageDescriptor is an index entry for a single image: platform from its config, arm64
+// without variant.
+func TestImageDescriptor(t *testing.T) {
+	tests := []struct {
+		file, header string
+		mediaType    string
+		platform     string
+		err          string
+	}{
+		{file: "oci-manifest-arm64-v8.json", mediaType: ociManifest, platform: "linux/arm64"},
+		{file: "docker-manifest-amd64.json", mediaType: dockerV2, platform: "linux/amd64"},
+		{file: "oci-manifest-no-platform.json", err: "declares no platform"},
+		{file: "oci-index-complete.json", err: "an index, not a single-platform image"},
+		{file: "docker-manifest-list.json", err: "an index, not a single-platform image"},
+		{file: "oci-artifact.json", err: "not an image"},
+		{file: "docker-schema1.json", err: "unsupported media type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, _, _ := v1.SHA256(bytes.NewReader(raw))
+			blobs, _ := testdataBlobs(t)
+			desc, err := imageDescriptor(t.Context(), d, tt.header, raw, blobs)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(desc.MediaType) != tt.mediaType || desc.Digest != d || desc.Size != int64(len(raw)) ||
+				desc.Platform == nil || desc.Platform.String() != tt.platform || desc.Platform.Variant != "" {
+				t.Errorf("descriptor = %+v (platform %v)", desc, desc.Platform)
 			}
 		})
 	}

@@ -105,8 +105,9 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		reg:      reg,
 		path:     path,
 		prefix:   prefix,
-		base:     base,
+		base:     rewind{next: base},
 		keychain: o.keychain,
+		insecure: cfg.Insecure || isLoopback(host),
 		log:      o.logger.With("target", prefix),
 	}
 	if path != "" {

@@ -3,9 +3,9 @@ package target
 // One authenticated transport per registry target. Given a plain RoundTripper, every
 // remote.Head/Get/Layer call pings /v2/ and redoes the auth handshake before its one useful
 // request; given the *transport.Wrapper that transport.NewWithContext returns, remote uses it
-// as is. So the target builds that transport once, on its first Inspect (the ping, plus a
+// as is. So the target builds that transport once, on its first call (the ping, plus a
 // token exchange on a Bearer registry), and an inspection then costs only its own requests:
-// one HEAD for a tag whose manifest is cached. The Bearer transport inside adds each new
+// one HEAD for a tag whose manifest is cached. Writes (registry_write.go) use it too. The Bearer transport inside adds each new
 // repo's scope from the registry's 401 challenge and renews expired tokens, so the one
 // transport serves every repo of the namespace for the whole run.
 
@@ -38,6 +38,7 @@ type registry struct {
 	auth     authn.Authenticator // from the config; nil means resolve from keychain
 	keychain authn.Keychain
 	cache    *store // nil: no cache
+	insecure bool   // builders may use plain HTTP or unverified TLS
 	log      *slog.Logger
 
 	mu sync.Mutex
@@ -72,7 +73,11 @@ func (r *registry) inspect(ctx context.Context, repo name.Repository, tag string
 	switch {
 	case err == nil:
 		d, mediaType = desc.Digest, string(desc.MediaType)
-		if raw, err = r.manifest(repo, d, opts); err != nil {
+		raw, err = r.manifest(repo, d, opts)
+		if errors.Is(err, errManifestUnknown) {
+			err = fmt.Errorf("%w (the tag moved or was deleted while it was inspected)", err)
+		}
+		if err != nil {
 			return State{}, fmt.Errorf("manifest %s: %w", d, err)
 		}
 	case r.notFound(err, repo):
@@ -124,6 +129,10 @@ func (r *registry) transport(ctx context.Context) (http.RoundTripper, error) {
 	return rt, nil
 }
 
+// errManifestUnknown is the registry answering that a manifest asked for by digest is not in
+// the repo.
+var errManifestUnknown = errors.New("GET: 404 Not Found")
+
 // manifest returns the manifest d, from the cache or else by GET (which checks it against d).
 func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, error) {
 	if b, ok := r.cached(d); ok {
@@ -132,7 +141,7 @@ func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Optio
 	got, err := remote.Get(repo.Digest(d.String()), opts...)
 	switch {
 	case r.notFound(err, repo):
-		return nil, errors.New("GET: 404 Not Found (the tag moved or was deleted while it was inspected)")
+		return nil, errManifestUnknown
 	case err != nil:
 		return nil, r.explain(err, repo)
 	case len(got.Manifest) > maxManifestSize:

@@ -1,13 +1,23 @@
-// Package target reads (and, in later stages, writes) the place mirrors are published to: a
-// registry namespace or an OCI layout directory, behind one interface.
+// Package target reads and writes the place mirrors are published to: a registry namespace or
+// an OCI layout directory, behind one interface.
 //
 // New picks the implementation from the form of config.Target.Registry: "oci:./dir" is an OCI
 // layout directory (one image layout per repo, at dir/<repo>), anything else is a registry
 // namespace ("ghcr.io/acme/mirror"). Both turn what a tag points at into a State with the same
 // code, so the embedded default and a real registry answer the same way.
+//
+// Writes only ever add a manifest (an index whose children are already in the repo) and move
+// tags, each guarded by the digest the caller expects the tag to point at now: no blob is
+// uploaded, and a tag that changed since the caller read it is left alone (ErrConflict).
 package target
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
 
 // State is what the target holds under one repo:tag.
 type State struct {
@@ -16,6 +26,7 @@ type State struct {
 	MediaType   string            // of that manifest
 	Platforms   []string          // "linux/amd64", normalised (arm64 without variant), sorted
 	Annotations map[string]string // the index's (or manifest's) annotations
+	Manifest    []byte            // the manifest itself, verified against Digest
 }
 
 // Target is a registry namespace or an OCI layout directory. repo is relative to the target's
@@ -24,4 +35,50 @@ type Target interface {
 	// Inspect reports what repo:tag points at. A missing repo or tag is State{Exists: false}
 	// and no error; an error means the target could not answer.
 	Inspect(ctx context.Context, repo, tag string) (State, error)
+
+	// Ref is where repo's images live: "host/ns/repo" for a registry (what a builder pushes
+	// to, and what "host/ns/repo@sha256:…" references), the layout directory for "oci:".
+	Ref(repo string) string
+	// Insecure reports whether a builder may talk plain HTTP (or unverified TLS) to Ref: the
+	// config says insecure, or the registry is on loopback. Always false for a layout.
+	Insecure() bool
+
+	// Describe returns the descriptor of the image manifest d in repo, for an index entry:
+	// its media type, size and digest, and the platform its image config declares,
+	// normalised (arm64 without variant). d must be a single-platform image, not an index.
+	Describe(ctx context.Context, repo string, d v1.Hash) (v1.Descriptor, error)
+
+	// WriteIndex stores idx in repo and points tag at it, if tag points at the digest expect
+	// now ("" meaning tag must not exist); otherwise it returns a *ConflictError and writes
+	// nothing. A tag that already points at idx's digest is success. Every manifest idx
+	// lists must already be in repo: only the index itself is written. It returns idx's
+	// descriptor.
+	WriteIndex(ctx context.Context, repo, tag string, idx *v1.IndexManifest, expect string) (v1.Descriptor, error)
+
+	// Tag points tag at the manifest d, already in repo, under the same guard as WriteIndex.
+	Tag(ctx context.Context, repo, tag string, d v1.Hash, expect string) error
 }
+
+// ErrConflict is what a guarded write's error matches (errors.Is) when its tag did not point
+// where the caller expected.
+var ErrConflict = errors.New("tag changed")
+
+// ConflictError is a guarded write refused: Tag points at Actual, not at Expected ("" meaning
+// absent).
+type ConflictError struct {
+	Tag              string
+	Expected, Actual string
+}
+
+func (e *ConflictError) Error() string {
+	what := func(d string) string {
+		if d == "" {
+			return "nothing"
+		}
+		return d
+	}
+	return fmt.Sprintf("tag %s changed: it points at %s, expected %s", e.Tag, what(e.Actual), what(e.Expected))
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }

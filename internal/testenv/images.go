@@ -170,3 +170,37 @@ func parsePlatform(t testing.TB, p string) *v1.Platform {
 	}
 	return plat
 }
+
+// PushUntagged pushes Image(platform) by digest only, as a builder pushing by digest does, to
+// repoRef: "HOST/REPO" (a registry repository) or "oci:DIR/REPO" (its blobs and manifest are
+// written to the OCI layout at DIR/REPO, and index.json is left alone). It returns the image
+// manifest's digest.
+func PushUntagged(t testing.TB, repoRef, platform string) v1.Hash {
+	t.Helper()
+	img := Image(t, platform)
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatalf("testenv: push %s: %v", repoRef, err)
+	}
+	if dir, ok := strings.CutPrefix(repoRef, "oci:"); ok {
+		p, err := layout.FromPath(dir)
+		if err != nil {
+			p, err = layout.Write(dir, empty.Index)
+		}
+		if err == nil {
+			err = p.WriteImage(img)
+		}
+		if err != nil {
+			t.Fatalf("testenv: push %s: %v", repoRef, err)
+		}
+		return d
+	}
+	repo, err := name.NewRepository(repoRef, name.StrictValidation)
+	if err != nil {
+		t.Fatalf("testenv: push %s: %v", repoRef, err)
+	}
+	if err := remote.Write(repo.Digest(d.String()), img, remote.WithContext(t.Context())); err != nil {
+		t.Fatalf("testenv: push %s: %v", repoRef, err)
+	}
+	return d
+}

@@ -1,0 +1,243 @@
+package target
+
+// Writes to an OCI layout. A tag is an index.json entry annotated with its name, so moving
+// one rewrites index.json: under an flock on the layout directory (writers in this process
+// and in others exclude each other), read, check the guard, then replace the file with a
+// temporary one renamed over it, so a reader sees the old index.json or the new one, never a
+// torn one. Blobs are immutable and named by digest: the index blob is written (atomically
+// too) before the entry that references it. go-containerregistry's layout.Path writes files
+// in place, so those two writes are ours.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Ref is the layout directory of repo.
+func (l *layoutTarget) Ref(repo string) string { return filepath.Join(l.root, repo) }
+
+// Insecure is false: a layout is not reached over the network.
+func (l *layoutTarget) Insecure() bool { return false }
+
+// Describe reads the manifest d and its config from the layout's blobs.
+func (l *layoutTarget) Describe(ctx context.Context, repo string, d v1.Hash) (v1.Descriptor, error) {
+	dir := filepath.Join(l.root, repo)
+	where := "oci:" + dir + "@" + d.String()
+	if err := checkRepo(repo); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("describe %s: %w", where, err)
+	}
+	read := blobReader(dir)
+	raw, err := read(ctx, d)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("describe %s: manifest: %w", where, err)
+	}
+	desc, err := imageDescriptor(ctx, d, "", raw, read)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("describe %s: %w", where, err)
+	}
+	return desc, nil
+}
+
+// WriteIndex checks that every child is in the layout, writes the index blob and points tag
+// at it, under the guard.
+func (l *layoutTarget) WriteIndex(ctx context.Context, repo, tag string, idx *v1.IndexManifest, expect string) (v1.Descriptor, error) {
+	dir := filepath.Join(l.root, repo)
+	where := "oci:" + dir + ":" + tag
+	if err := checkRef(repo, tag); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", where, err)
+	}
+	raw, desc, err := encodeIndex(idx)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", where, err)
+	}
+	read := blobReader(dir)
+	err = l.update(ctx, dir, tag, desc, expect, func() error {
+		// As a registry does, refuse an index whose children are not there.
+		for _, m := range idx.Manifests {
+			b, err := read(ctx, m.Digest)
+			if err != nil {
+				return fmt.Errorf("child %s: %w", m.Digest, err)
+			}
+			if int64(len(b)) != m.Size {
+				return fmt.Errorf("child %s: %d bytes, the index says %d", m.Digest, len(b), m.Size)
+			}
+		}
+		return writeBlob(dir, desc.Digest, raw)
+	})
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", where, err)
+	}
+	return desc, nil
+}
+
+// Tag points tag at the manifest d of the layout, under the guard.
+func (l *layoutTarget) Tag(ctx context.Context, repo, tag string, d v1.Hash, expect string) error {
+	dir := filepath.Join(l.root, repo)
+	where := "oci:" + dir + ":" + tag
+	if err := checkRef(repo, tag); err != nil {
+		return fmt.Errorf("tag %s: %w", where, err)
+	}
+	raw, err := blobReader(dir)(ctx, d)
+	if err != nil {
+		return fmt.Errorf("tag %s: manifest %s: %w", where, d, err)
+	}
+	mt, err := manifestMediaType(raw, "")
+	if err != nil {
+		return fmt.Errorf("tag %s: manifest %s: %w", where, d, err)
+	}
+	desc := v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: d}
+	if err := l.update(ctx, dir, tag, desc, expect, nil); err != nil {
+		return fmt.Errorf("tag %s: %w", where, err)
+	}
+	return nil
+}
+
+// update points tag at desc in dir/index.json if tag points at expect, under the layout's
+// lock. before, if set, runs under the lock once the guard holds, before index.json changes.
+func (l *layoutTarget) update(ctx context.Context, dir, tag string, desc v1.Descriptor, expect string, before func() error) error {
+	unlock, err := lockDir(ctx, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no layout at %s (its images are written there first)", dir)
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	im, err := readIndexJSON(dir)
+	if err != nil {
+		return err
+	}
+	cur := ""
+	for _, m := range im.Manifests { // the last entry wins, as in Inspect
+		if m.Annotations[annotationRefName] == tag {
+			cur = m.Digest.String()
+		}
+	}
+	done, err := guard(tag, expect, cur, desc.Digest)
+	if err != nil || done {
+		return err
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			return err
+		}
+	}
+	kept := im.Manifests[:0]
+	for _, m := range im.Manifests {
+		if m.Annotations[annotationRefName] != tag {
+			kept = append(kept, m)
+		}
+	}
+	desc.Annotations = map[string]string{annotationRefName: tag}
+	im.Manifests = append(kept, desc)
+	if err := ensureLayoutFile(dir); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "index.json"), b); err != nil {
+		return fmt.Errorf("index.json: %w", err)
+	}
+	l.log.Debug("tagged", "layout", dir, "tag", tag, "digest", desc.Digest.String(), "was", cur)
+	return nil
+}
+
+// readIndexJSON reads dir/index.json; a layout without one (only blobs so far) has an empty
+// index.
+func readIndexJSON(dir string) (*v1.IndexManifest, error) {
+	ii, err := layout.Path(dir).ImageIndex()
+	if errors.Is(err, fs.ErrNotExist) {
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	return im.DeepCopy(), nil
+}
+
+// ensureLayoutFile writes dir/oci-layout when a layout lacks it.
+func ensureLayoutFile(dir string) error {
+	p := filepath.Join(dir, "oci-layout")
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	return writeFileAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+}
+
+// blobReader reads blobs of the layout at dir, verified against their digests.
+func blobReader(dir string) fetchFunc {
+	return func(_ context.Context, d v1.Hash) ([]byte, error) {
+		b, err := layout.Path(dir).Bytes(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("not in the layout")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := verify(d, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+}
+
+// writeBlob stores b, whose digest is d, in the layout at dir, unless it is there already.
+func writeBlob(dir string, d v1.Hash, b []byte) error {
+	p := filepath.Join(dir, "blobs", d.Algorithm, d.Hex)
+	if have, err := os.ReadFile(p); err == nil && verify(d, have) == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(p, b)
+}
+
+// writeFileAtomic replaces path with b: a temporary file in the same directory, synced, then
+// renamed over it.
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil { // make the rename durable
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
