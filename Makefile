@@ -12,7 +12,7 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/archmirror
 
 deps:
-	scripts/deps.sh registry
+	scripts/deps.sh registry buildkit
 
 # Every test, with the real registry; a missing part fails instead of skipping.
 test: deps

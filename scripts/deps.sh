@@ -7,6 +7,7 @@ set -euo pipefail
 BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.34.2}
 CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
 TOOLS=${ARCHMIRROR_TOOLS:-$HOME/.cache/archmirror/bin}
+DEBS=${ARCHMIRROR_DEBS:-$HOME/.cache/archmirror/debs}
 mkdir -p "$TOOLS"
 
 log() { printf '[deps] %s\n' "$*" >&2; }
@@ -56,6 +57,28 @@ enable_binfmt() {
 	update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
 }
 
+# busybox-static for amd64 and arm64: testenv.BaseImage makes the two-platform base image of the
+# build tests from them (no registry serves images here).
+download_debs() {
+	local have=0
+	for arch in amd64 arm64; do
+		compgen -G "$DEBS/busybox-static_*_$arch.deb" >/dev/null && have=$((have + 1))
+	done
+	[ $have -eq 2 ] && return 0
+	local native
+	native=$(dpkg --print-architecture)
+	for arch in amd64 arm64; do
+		if [ "$arch" != "$native" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+			log "dpkg --add-architecture $arch"
+			dpkg --add-architecture "$arch"
+		fi
+	done
+	log "apt-get download busybox-static:amd64 busybox-static:arm64 into $DEBS"
+	apt-get update -qq
+	mkdir -p "$DEBS"
+	(cd "$DEBS" && apt-get -o APT::Sandbox::User=root download -qq busybox-static:amd64 busybox-static:arm64)
+}
+
 want=${*:-registry buildkit}
 for w in $want; do
 	case $w in
@@ -64,7 +87,9 @@ for w in $want; do
 		apt_install runc qemu-user-static binfmt-support
 		enable_binfmt
 		build_buildkitd
+		download_debs
 		;;
+	debs) download_debs ;;
 	crane) go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" ;;
 	*) log "unknown component $w" && exit 2 ;;
 	esac

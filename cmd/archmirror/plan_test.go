@@ -30,7 +30,7 @@ func demoConfig(t *testing.T) string {
 	reg := testenv.Registry(t) + "/cli"
 	testenv.PushIndex(t, reg+"/hello:2.0.0", "linux/amd64", "linux/arm64")
 	path := filepath.Join(t.TempDir(), "mirror.yaml")
-	if err := os.WriteFile(path, fixture.Config(srv.URL, reg, t.TempDir()), 0o644); err != nil {
+	if err := os.WriteFile(path, fixture.Config(fixture.Params{Upstream: srv.URL, Registry: reg, CacheDir: t.TempDir()}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -125,7 +125,7 @@ func TestPlanFailedAppExitsOne(t *testing.T) {
 	defer srv.Close()
 	path := filepath.Join(t.TempDir(), "m.yaml")
 	// An API base that answers 404 for one app only: point twostep at a path that does not exist.
-	cfg := strings.Replace(string(fixture.Config(srv.URL, "oci:"+t.TempDir(), t.TempDir())),
+	cfg := strings.Replace(string(fixture.Config(fixture.Params{Upstream: srv.URL, Registry: "oci:" + t.TempDir(), CacheDir: t.TempDir()})),
 		"{github: acme/twostep, api: \""+srv.URL+"\"}", "{github: acme/gone, api: \""+srv.URL+"\"}", 1)
 	os.WriteFile(path, []byte(cfg), 0o644)
 	out, errs, code := cli(t, "plan", "-c", path)

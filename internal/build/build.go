@@ -16,7 +16,7 @@ import (
 type Spec struct {
 	JobID      string
 	Platform   platform.Platform
-	Context    string            // a git URL ("https://host/repo.git#ref:subdir", "git://…") or an absolute local directory
+	Context    string            // a git URL ("https://host/repo.git#ref:subdir", "git://…") or a local directory (absolute; a relative one is from the working directory)
 	Dockerfile string            // relative to the context (its subdir for git URLs), default "Dockerfile"
 	Patches    []config.Patch    // applied to the Dockerfile in order; a patch that matches nothing fails the job
 	Args       map[string]string // build args

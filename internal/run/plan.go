@@ -30,17 +30,34 @@ type Options struct {
 // A failing app is reported in its AppReport and does not stop the others; the error return is
 // for what stops everything (the target cannot be opened, the context ended).
 func Plan(ctx context.Context, cfg *config.Config, o Options) (plan.Plan, error) {
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	tgt, err := target.New(cfg.Target, append([]target.Option{
-		target.WithCacheDir(filepath.Join(cfg.Cache.Dir, "manifests")),
-		target.WithLogger(log),
-	}, o.Target...)...)
+	tgt, err := openTarget(cfg, o)
 	if err != nil {
 		return plan.Plan{}, err
 	}
+	apps, err := gather(ctx, cfg, tgt, o)
+	if err != nil {
+		return plan.Plan{}, err
+	}
+	return plan.Make(apps, cfg.Runner), nil
+}
+
+func openTarget(cfg *config.Config, o Options) (target.Target, error) {
+	return target.New(cfg.Target, append([]target.Option{
+		target.WithCacheDir(filepath.Join(cfg.Cache.Dir, "manifests")),
+		target.WithLogger(o.logger()),
+	}, o.Target...)...)
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Log
+}
+
+// gather discovers every app and inspects the target for every version × component.
+func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Options) ([]plan.App, error) {
+	log := o.logger()
 
 	apps := make([]plan.App, len(cfg.Apps))
 	var g errgroup.Group
@@ -65,7 +82,7 @@ func Plan(ctx context.Context, cfg *config.Config, o Options) (plan.Plan, error)
 	}
 	g.Wait()
 	if err := ctx.Err(); err != nil {
-		return plan.Plan{}, err
+		return nil, err
 	}
 
 	// One bounded batch for every app, so the registry sees one steady stream of requests.
@@ -103,9 +120,9 @@ func Plan(ctx context.Context, cfg *config.Config, o Options) (plan.Plan, error)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return plan.Plan{}, err
+		return nil, err
 	}
-	return plan.Make(apps, cfg.Runner), nil
+	return apps, nil
 }
 
 // repos names each component's repository in the target, for reports.

@@ -25,7 +25,7 @@ func world(t *testing.T, registry string) (*config.Config, *fakeupstream.Server)
 	t.Cleanup(srv.Close)
 	testenv.PushIndex(t, registry+"/hello:2.0.0", "linux/amd64", "linux/arm64")
 	testenv.PushIndex(t, registry+"/hello:1.1.0", "linux/amd64")
-	cfg, err := config.Parse("demo.yaml", fixture.Config(srv.URL, registry, t.TempDir()))
+	cfg, err := config.Parse("demo.yaml", fixture.Config(fixture.Params{Upstream: srv.URL, Registry: registry, CacheDir: t.TempDir()}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +55,9 @@ func TestPlanAgainstRealTargets(t *testing.T) {
 			for _, v := range hello.Versions {
 				got = append(got, v.Version+"="+string(v.Components[0].Status))
 			}
-			// The window is the 4 most recently published; the backport 1.1.1 is in it, the
-			// pre-release, the draft and "nightly" are not, and latest is the highest (2.1.0).
-			if want := "2.1.0=missing 1.1.1=missing 2.0.0=complete 1.1.0=incomplete"; strings.Join(got, " ") != want {
+			// The window is the 4 most recently published, the backport 1.1.1 (the newest release) first; the
+			// pre-release, the draft and "nightly" are not in it, and latest is the highest (2.1.0).
+			if want := "1.1.1=missing 2.1.0=missing 2.0.0=complete 1.1.0=incomplete"; strings.Join(got, " ") != want {
 				t.Errorf("hello versions = %s, want %s", strings.Join(got, " "), want)
 			}
 			if hello.Latest != "2.1.0" {
@@ -154,7 +154,7 @@ func TestPlanOneAppFails(t *testing.T) {
 		up.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	cfg, err := config.Parse("demo.yaml", fixture.Config(srv.URL, reg, t.TempDir()))
+	cfg, err := config.Parse("demo.yaml", fixture.Config(fixture.Params{Upstream: srv.URL, Registry: reg, CacheDir: t.TempDir()}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package testenv
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -156,5 +158,53 @@ func TestMissing(t *testing.T) {
 	Missing(f, "docker-registry is not installed")
 	if f.fatal == "" || f.skip != "" {
 		t.Errorf("with %s=1: skip=%q fatal=%q", E2EEnv, f.skip, f.fatal)
+	}
+}
+
+func TestPushUntagged(t *testing.T) {
+	host := Registry(t)
+	c := &Counter{}
+	d := PushUntagged(t, host+"/mirror/app", "linux/arm64/v8")
+	ref, err := name.ParseReference(host + "/mirror/app@" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Get(ref, remote.WithTransport(c), remote.WithContext(t.Context()))
+	if err != nil || desc.MediaType != types.OCIManifestSchema1 {
+		t.Fatalf("by digest: %v, %v", desc, err)
+	}
+	if got := c.Requests(); c.Count() != int64(len(got)) || got[len(got)-1] != "GET /v2/mirror/app/manifests/"+d.String() || c.Writes() != 0 {
+		t.Errorf("Counter: %d, %d writes, %q", c.Count(), c.Writes(), got)
+	}
+	// distribution answers NAME_UNKNOWN for a repository without tags.
+	tags, err := remote.List(ref.Context(), remote.WithContext(t.Context()))
+	if len(tags) != 0 || (err != nil && !strings.Contains(err.Error(), "NAME_UNKNOWN")) {
+		t.Errorf("tags = %v, %v", tags, err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "app")
+	ld := PushUntagged(t, "oci:"+dir, "linux/amd64")
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := p.Bytes(ld) // a blob, not an index.json entry
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := p.Bytes(m.Config.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf, err := v1.ParseConfigFile(bytes.NewReader(cfg)); err != nil || cf.Architecture != "amd64" {
+		t.Errorf("layout image config: %+v, %v", cf, err)
+	}
+	ii, _ := p.ImageIndex()
+	if im, err := ii.IndexManifest(); err != nil || len(im.Manifests) != 0 {
+		t.Errorf("index.json gained entries: %+v, %v", im, err)
 	}
 }

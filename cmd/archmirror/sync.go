@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/archmirror/archmirror/internal/report"
+	"github.com/archmirror/archmirror/internal/run"
+)
+
+func syncCmd(g *globals) *cobra.Command {
+	var parallel int
+	var logDir string
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Build the missing platforms, publish complete multi-arch indexes, move latest",
+		Long: `sync plans (as plan does), builds every missing version × component × platform with
+BuildKit, pushes each image by digest, publishes one OCI index per version once every platform
+is built, and moves latest to the highest stable version. A failed job stops only its own
+version; the run goes on and exits 1. --dry-run prints the plan and builds nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			rep, err := run.Sync(cmd.Context(), cfg, run.SyncOptions{
+				Options: run.Options{Log: g.log}, Parallel: parallel, DryRun: g.dryRun, LogDir: logDir,
+			})
+			if err != nil {
+				return failed(err)
+			}
+			switch {
+			case g.json:
+				err = report.JSON(g.stdout, rep)
+			case g.dryRun:
+				err = report.PlanTable(g.stdout, rep.Plan)
+			default:
+				err = report.SyncSummary(g.stdout, rep)
+			}
+			if err != nil {
+				return err
+			}
+			if g.dryRun {
+				if rep.Plan.Failed() {
+					return failed(fmt.Errorf("some apps could not be planned"))
+				}
+				return nil
+			}
+			if rep.Failed() {
+				return failed(fmt.Errorf("some jobs failed (see above)"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&parallel, "parallel", 2, "jobs built at once")
+	cmd.Flags().StringVar(&logDir, "log-dir", "", "where build logs go (default <cache.dir>/logs)")
+	return cmd
+}

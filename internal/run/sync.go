@@ -1,0 +1,483 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/archmirror/archmirror/internal/build"
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
+	"github.com/archmirror/archmirror/internal/plan"
+	"github.com/archmirror/archmirror/internal/platform"
+	"github.com/archmirror/archmirror/internal/publish"
+	"github.com/archmirror/archmirror/internal/target"
+)
+
+// SyncOptions tune a sync. The zero value builds with BuildKit, two jobs at a time.
+type SyncOptions struct {
+	Options
+	Parallel   int                             // jobs built at once; default 2
+	DryRun     bool                            // plan only
+	LogDir     string                          // where each job's build log goes; default <cache.dir>/logs
+	NewBuilder func(addr string) build.Builder // default build.NewBuildKit
+}
+
+// JobStatus is what became of one job.
+type JobStatus string
+
+const (
+	JobBuilt   JobStatus = "built"
+	JobFailed  JobStatus = "failed"
+	JobSkipped JobStatus = "skipped" // a dependency failed, or the run was stopped
+)
+
+// JobResult is one job's outcome.
+type JobResult struct {
+	plan.Job
+	Status  JobStatus `json:"status"`
+	Digest  string    `json:"digest,omitempty"`
+	Builder string    `json:"builder,omitempty"`
+	Seconds float64   `json:"seconds"`
+	Log     string    `json:"log,omitempty"` // the full build log on disk
+	Error   string    `json:"error,omitempty"`
+}
+
+// UnitResult is the publication of one version of one component.
+type UnitResult struct {
+	App       string `json:"app"`
+	Component string `json:"component"`
+	Version   string `json:"version"`
+	publish.Result
+	Error string `json:"error,omitempty"`
+}
+
+// Report is everything a sync did.
+type Report struct {
+	Plan     plan.Plan    `json:"plan"`
+	Jobs     []JobResult  `json:"jobs"`
+	Units    []UnitResult `json:"units"`
+	Started  time.Time    `json:"started"`
+	Finished time.Time    `json:"finished"`
+	LogDir   string       `json:"log_dir,omitempty"`
+}
+
+// Failed reports whether any app, job or publication failed.
+func (r Report) Failed() bool {
+	if r.Plan.Failed() {
+		return true
+	}
+	for _, j := range r.Jobs {
+		if j.Status != JobBuilt {
+			return true
+		}
+	}
+	for _, u := range r.Units {
+		if u.Error != "" || u.Status == publish.Incomplete {
+			return true
+		}
+	}
+	return false
+}
+
+// Sync plans, builds every missing platform, publishes each version's index once all of its
+// platforms are there, and moves latest. A failed job stops only its own version (its
+// dependents are skipped); everything else goes on. The error return is for what stops the
+// whole run (the target cannot be opened, the context ended before anything ran).
+func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error) {
+	rep := Report{Started: time.Now().UTC()}
+	tgt, err := openTarget(cfg, o.Options)
+	if err != nil {
+		return rep, err
+	}
+	apps, err := gather(ctx, cfg, tgt, o.Options)
+	if err != nil {
+		return rep, err
+	}
+	rep.Plan = plan.Make(apps, cfg.Runner)
+	if o.DryRun {
+		rep.Finished = time.Now().UTC()
+		return rep, nil
+	}
+	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt), apps: apps, log: o.logger()}
+	if s.o.Parallel < 1 {
+		s.o.Parallel = 2
+	}
+	if s.o.NewBuilder == nil {
+		s.o.NewBuilder = func(addr string) build.Builder { return build.NewBuildKit(addr) }
+	}
+	if s.o.LogDir == "" {
+		s.o.LogDir = filepath.Join(cfg.Cache.Dir, "logs")
+	}
+	rep.LogDir = filepath.Join(s.o.LogDir, rep.Started.Format("20060102T150405Z"))
+	s.logDir = rep.LogDir
+	s.run(ctx, rep.Plan)
+	s.convergeLatest(ctx)
+	rep.Jobs, rep.Units = s.jobs, s.units
+	rep.Finished = time.Now().UTC()
+	return rep, nil
+}
+
+type syncer struct {
+	cfg  *config.Config
+	tgt  target.Target
+	o    SyncOptions
+	pub  *publish.Publisher
+	apps []plan.App
+	log  interface {
+		Info(string, ...any)
+		Error(string, ...any)
+		Warn(string, ...any)
+	}
+	logDir string
+
+	mu       sync.Mutex
+	jobs     []JobResult
+	units    []UnitResult
+	builders map[string]build.Builder
+	sem      chan struct{}
+}
+
+// unit is one version of one component: its jobs, then its publication.
+type unit struct {
+	app     *plan.App
+	comp    *config.Component
+	version discover.Version
+	jobs    []plan.Job
+	deps    []*unit
+	done    chan struct{}
+	ok      bool   // published (or already complete) once done is closed
+	digest  string // the version's index once ok
+}
+
+func (s *syncer) run(ctx context.Context, p plan.Plan) {
+	s.sem = make(chan struct{}, s.o.Parallel)
+	s.builders = map[string]build.Builder{}
+	units := map[string]*unit{}
+	var order []*unit
+	key := func(app, comp, version string) string { return app + "\x00" + comp + "\x00" + version }
+	for _, j := range p.Jobs {
+		k := key(j.App, j.Component, j.Version)
+		u, ok := units[k]
+		if !ok {
+			a := s.app(j.App)
+			u = &unit{app: a, comp: component(a.App, j.Component), version: version(a, j.Version), done: make(chan struct{})}
+			units[k] = u
+			order = append(order, u)
+		}
+		u.jobs = append(u.jobs, j)
+	}
+	for _, u := range order {
+		deps, _ := u.comp.Dependencies()
+		for _, d := range deps {
+			if du, ok := units[key(u.app.App.Name, d, u.version.Version)]; ok {
+				u.deps = append(u.deps, du)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, u := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(u.done)
+			s.runUnit(ctx, u)
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *syncer) runUnit(ctx context.Context, u *unit) {
+	for _, d := range u.deps {
+		<-d.done
+		if !d.ok {
+			s.skip(u, fmt.Sprintf("dependency %s %s was not published", d.comp.Name, d.version.Version))
+			return
+		}
+	}
+	refs := func(name string) (string, error) { return s.ref(u, name) }
+	results := make([]JobResult, len(u.jobs))
+	var wg sync.WaitGroup
+	for i, j := range u.jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.runJob(ctx, u, j, refs)
+		}()
+	}
+	wg.Wait()
+	built := map[string]string{}
+	failed := false
+	for _, r := range results {
+		if r.Status == JobBuilt {
+			built[r.Platform] = r.Digest
+		} else {
+			failed = true
+		}
+	}
+	s.mu.Lock()
+	s.jobs = append(s.jobs, results...)
+	s.mu.Unlock()
+	if failed || ctx.Err() != nil {
+		// Rule 1: nothing is tagged; the pushed platforms stay in the registry by digest and
+		// the next run builds only what is missing.
+		return
+	}
+	res, err := s.pub.Publish(ctx, publish.Unit{
+		Repo: u.comp.Name, Version: u.version.Version, Platforms: u.app.App.Platforms,
+		Built: built, Annotations: s.annotations(u.app.App, u.comp, u.version), Stable: u.version.Semver == nil || u.version.Semver.Prerelease() == "",
+	})
+	ur := UnitResult{App: u.app.App.Name, Component: u.comp.Name, Version: u.version.Version, Result: res}
+	if err != nil {
+		ur.Error = err.Error()
+		s.log.Error("publish failed", "app", ur.App, "component", ur.Component, "version", ur.Version, "err", err)
+	} else {
+		u.ok = res.Status == publish.Published || res.Status == publish.Repaired || res.Status == publish.Unchanged
+		u.digest = res.Digest
+		s.log.Info("published", "repo", s.tgt.Ref(u.comp.Name), "version", ur.Version, "status", res.Status, "digest", res.Digest, "latest", res.Latest)
+	}
+	s.mu.Lock()
+	s.units = append(s.units, ur)
+	s.mu.Unlock()
+}
+
+func (s *syncer) skip(u *unit, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range u.jobs {
+		s.jobs = append(s.jobs, JobResult{Job: j, Status: JobSkipped, Error: why})
+	}
+	s.log.Warn("skipped", "app", u.app.App.Name, "component", u.comp.Name, "version", u.version.Version, "reason", why)
+}
+
+func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.RefFunc) JobResult {
+	r := JobResult{Job: j}
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	case <-ctx.Done():
+		r.Status, r.Error = JobSkipped, "run stopped: "+ctx.Err().Error()
+		return r
+	}
+	start := time.Now()
+	defer func() { r.Seconds = time.Since(start).Seconds() }()
+	fail := func(err error) JobResult {
+		r.Status, r.Error = JobFailed, err.Error()
+		s.log.Error("job failed", "job", j.ID, "err", err, "log", r.Log)
+		return r
+	}
+	spec, err := s.spec(u, j, refs)
+	if err != nil {
+		return fail(err)
+	}
+	logPath := filepath.Join(s.logDir, strings.ReplaceAll(j.ID, "/", "_")+".log")
+	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
+		return fail(err)
+	}
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return fail(err)
+	}
+	defer lf.Close()
+	r.Log = logPath
+	spec.Log = lf
+	addr := s.builderAddr(spec.Platform)
+	r.Builder = addr
+	s.log.Info("building", "job", j.ID, "builder", addr)
+	res, err := s.builder(addr).Build(ctx, spec)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", j.ID, err))
+	}
+	r.Status, r.Digest = JobBuilt, res.Digest
+	s.log.Info("built", "job", j.ID, "digest", res.Digest, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
+	return r
+}
+
+func (s *syncer) builderAddr(p platform.Platform) string {
+	if a, ok := s.cfg.Builders[p.String()]; ok {
+		return a
+	}
+	return build.Address(s.cfg.Builders["default"])
+}
+
+func (s *syncer) builder(addr string) build.Builder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.builders[addr]
+	if !ok {
+		b = s.o.NewBuilder(addr)
+		s.builders[addr] = b
+	}
+	return b
+}
+
+// spec renders a job's templates for its platform.
+func (s *syncer) spec(u *unit, j plan.Job, refs config.RefFunc) (build.Spec, error) {
+	p, err := platform.Parse(j.Platform)
+	if err != nil {
+		return build.Spec{}, err
+	}
+	data := config.Data{Version: u.version.Version, Tag: u.version.Tag, OS: p.OS, Arch: p.Arch, Variant: p.Variant, Platform: p.String()}
+	c := u.comp
+	ctxText, err := c.Context.Render(data, refs)
+	if err != nil {
+		return build.Spec{}, fmt.Errorf("context: %w", err)
+	}
+	args := map[string]string{}
+	for name, t := range c.Args {
+		if args[name], err = t.Render(data, refs); err != nil {
+			return build.Spec{}, fmt.Errorf("args.%s: %w", name, err)
+		}
+	}
+	spec := build.Spec{
+		JobID: j.ID, Platform: p, Context: s.resolveContext(ctxText), Dockerfile: c.Dockerfile,
+		Patches: c.Patches, Args: args, Labels: s.annotations(u.app.App, c, u.version),
+	}
+	if dir, ok := s.cfg.Target.Layout(); ok {
+		spec.Layout = filepath.Join(dir, c.Name)
+	} else {
+		spec.Push, spec.Insecure = s.tgt.Ref(c.Name), s.tgt.Insecure()
+		if c.Cache == "registry" {
+			spec.CacheRef = s.tgt.Ref(c.Name) + ":cache-" + p.Slug()
+		}
+	}
+	return spec, nil
+}
+
+// resolveContext makes a local context relative to the config file's directory.
+func (s *syncer) resolveContext(c string) string {
+	if strings.Contains(c, "://") || strings.HasPrefix(c, "git@") || filepath.IsAbs(c) {
+		return c
+	}
+	return filepath.Join(filepath.Dir(s.cfg.Path), c)
+}
+
+// ref resolves {{ref "component"}} for unit u: that component's index of the same version,
+// by digest — published earlier in this run, or already complete in the target.
+func (s *syncer) ref(u *unit, name string) (string, error) {
+	if _, ok := s.cfg.Target.Layout(); ok {
+		return "", fmt.Errorf("{{ref %q}}: component references need a registry target (BuildKit pulls the base from it)", name)
+	}
+	for _, d := range u.deps {
+		if d.comp.Name == name && d.ok {
+			return s.tgt.Ref(name) + "@" + d.digest, nil
+		}
+	}
+	for _, a := range s.apps {
+		if a.App != u.app.App {
+			continue
+		}
+		if st, ok := a.States[plan.Key{Component: name, Version: u.version.Version}]; ok && st.Exists {
+			if missing := missingPlatforms(st, a.App.Platforms); len(missing) == 0 {
+				return s.tgt.Ref(name) + "@" + st.Digest, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("{{ref %q}}: %s %s is not published", name, name, u.version.Version)
+}
+
+func missingPlatforms(st target.State, want []platform.Platform) []string {
+	have := map[string]bool{}
+	for _, p := range st.Platforms {
+		have[p] = true
+	}
+	var out []string
+	for _, w := range want {
+		if !have[w.String()] {
+			out = append(out, w.String())
+		}
+	}
+	return out
+}
+
+var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// annotations are the OCI labels of every image and the annotations of its index, plus
+// archmirror's own naming the upstream.
+func (s *syncer) annotations(app *config.App, c *config.Component, v discover.Version) map[string]string {
+	a := map[string]string{
+		"org.opencontainers.image.version":  v.Version,
+		"org.opencontainers.image.title":    c.Name,
+		"org.opencontainers.image.source":   upstreamURL(app.Source),
+		"io.archmirror.upstream.repository": upstreamURL(app.Source),
+		"io.archmirror.upstream.version":    v.Version,
+		"io.archmirror.upstream.ref":        v.Tag,
+	}
+	if commitSHA.MatchString(v.Commit) {
+		a["org.opencontainers.image.revision"] = v.Commit
+	}
+	if !v.Published.IsZero() {
+		a["org.opencontainers.image.created"] = v.Published.UTC().Format(time.RFC3339)
+	}
+	return a
+}
+
+// upstreamURL names an app's upstream for labels. It never carries credentials: the config's
+// URLs are validated without them, and git URLs are stripped of any user info.
+func upstreamURL(src config.Source) string {
+	switch src.Kind() {
+	case "github":
+		base := "https://github.com"
+		if src.API != "" && !strings.Contains(src.API, "api.github.com") {
+			base = strings.TrimSuffix(strings.TrimSuffix(src.API, "/"), "/api/v3")
+		}
+		return base + "/" + src.GitHub
+	case "gitlab":
+		return "https://" + src.Host + "/" + src.GitLab
+	case "git":
+		if i := strings.Index(src.Git, "@"); i >= 0 && strings.Contains(src.Git[:i], "://") {
+			return src.Git[:strings.Index(src.Git, "://")+3] + src.Git[i+1:]
+		}
+		return src.Git
+	}
+	return src.Registry
+}
+
+func (s *syncer) app(name string) *plan.App {
+	for i := range s.apps {
+		if s.apps[i].App.Name == name {
+			return &s.apps[i]
+		}
+	}
+	return nil
+}
+
+func component(a *config.App, name string) *config.Component {
+	for _, c := range a.Components {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func version(a *plan.App, v string) discover.Version {
+	for _, dv := range a.Discovery.Versions {
+		if dv.Version == v {
+			return dv
+		}
+	}
+	return discover.Version{Version: v}
+}
+
+// convergeLatest makes latest point at each app's latest version where that version is
+// complete, including versions that needed no build this run (a run that crashed between
+// tagging a version and moving latest is finished by the next one).
+func (s *syncer) convergeLatest(ctx context.Context) {
+	for i := range s.apps {
+		a := &s.apps[i]
+		if a.Err != nil || a.Discovery.Latest == "" {
+			continue
+		}
+		for _, c := range a.App.Components {
+			if err := s.pub.Latest(ctx, c.Name, a.Discovery.Latest, a.App.Platforms); err != nil {
+				s.log.Warn("latest not updated", "repo", s.tgt.Ref(c.Name), "version", a.Discovery.Latest, "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,370 @@
+package run
+
+import (
+	"archive/tar"
+	"context"
+	"debug/elf"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/fakeupstream"
+	"github.com/archmirror/archmirror/internal/fixture"
+	"github.com/archmirror/archmirror/internal/publish"
+	"github.com/archmirror/archmirror/internal/target"
+	"github.com/archmirror/archmirror/internal/testenv"
+)
+
+// e2e is the real world of the sync tests: docker-registry, buildkitd (arm64 through qemu), a
+// busybox base image, and the fixture upstream serving per-arch release tarballs.
+type e2e struct {
+	reg     string // host:port
+	ns      string // host:port/mirror
+	up      *fakeupstream.Server
+	cfgPath string
+	dir     string
+}
+
+var programs = sync.OnceValues(func() (map[string][]byte, error) { return fixture.Programs(context.Background()) })
+
+func newE2E(t *testing.T) *e2e {
+	t.Helper()
+	reg := testenv.Registry(t)
+	bk := testenv.BuildKit(t, reg)
+	_, _, amd64 := testenv.BaseImage(t, reg)
+	progs, err := programs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := fixture.Fixture()
+	if err := fixture.WithTarballs(fx, progs); err != nil {
+		t.Fatal(err)
+	}
+	up := fakeupstream.New(fx)
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	if err := fixture.Contexts(filepath.Join(dir, "contexts"), reg+"/base", amd64.String()); err != nil {
+		t.Fatal(err)
+	}
+	e := &e2e{reg: reg, ns: reg + "/mirror", up: up, dir: dir, cfgPath: filepath.Join(dir, "mirror.yaml")}
+	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: e.ns, CacheDir: filepath.Join(dir, "cache"), Builder: bk})
+	if err := os.WriteFile(e.cfgPath, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *e2e) sync(t *testing.T, apps ...string) Report {
+	t.Helper()
+	cfg, err := config.Load(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(apps) > 0 {
+		var keep []*config.App
+		for _, a := range apps {
+			keep = append(keep, cfg.App(a))
+		}
+		cfg.Apps = keep
+	}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func (e *e2e) index(t *testing.T, repo, tag string) (v1.ImageIndex, v1.Hash) {
+	t.Helper()
+	ref, err := name.NewTag(e.ns + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(ref)
+	if err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	d, _ := idx.Digest()
+	return idx, d
+}
+
+func (e *e2e) exists(t *testing.T, repo, tag string) bool {
+	t.Helper()
+	ref, _ := name.NewTag(e.ns + "/" + repo + ":" + tag)
+	_, err := remote.Head(ref)
+	return err == nil
+}
+
+func platformsOf(t *testing.T, idx v1.ImageIndex) map[string]v1.Hash {
+	t.Helper()
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]v1.Hash{}
+	for _, d := range m.Manifests {
+		if d.Platform == nil {
+			t.Fatalf("index entry %s has no platform", d.Digest)
+		}
+		out[d.Platform.OS+"/"+d.Platform.Architecture+variant(d.Platform.Variant)] = d.Digest
+	}
+	return out
+}
+
+func variant(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "/" + v
+}
+
+// runProgram extracts the fixture program from an image and runs it (arm64 through qemu's
+// binfmt registration), returning its ELF machine and output.
+func runProgram(t *testing.T, img v1.Image) (elf.Machine, string) {
+	t.Helper()
+	dir := t.TempDir()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name != "opt/hello/bin/hello" && h.Name != "opt/hello/VERSION" {
+			continue
+		}
+		p := filepath.Join(dir, h.Name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		b, _ := io.ReadAll(tr)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "opt/hello/bin/hello")
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatalf("the image has no fixture program: %v", err)
+	}
+	defer f.Close()
+	out, err := exec.Command(bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("running %s: %v\n%s", f.Machine, err, out)
+	}
+	return f.Machine, strings.TrimSpace(string(out))
+}
+
+func TestSyncEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images with BuildKit")
+	}
+	e := newE2E(t)
+
+	// First sync: everything in the window is built and published.
+	rep := e.sync(t)
+	if rep.Failed() {
+		t.Fatalf("first sync failed:\n%s", describe(rep))
+	}
+	for _, v := range []string{"1.1.1", "2.1.0", "2.0.0", "1.1.0"} {
+		idx, _ := e.index(t, "hello", v)
+		ps := platformsOf(t, idx)
+		if len(ps) != 2 || ps["linux/amd64"] == (v1.Hash{}) || ps["linux/arm64"] == (v1.Hash{}) {
+			t.Errorf("hello:%s platforms = %v, want exactly linux/amd64 and linux/arm64", v, ps)
+		}
+		m, _ := idx.IndexManifest()
+		if m.MediaType != types.OCIImageIndex || m.Annotations["org.opencontainers.image.version"] != v {
+			t.Errorf("hello:%s index %s annotations %v", v, m.MediaType, m.Annotations)
+		}
+	}
+	idx, latestWant := e.index(t, "hello", "2.1.0")
+	if _, d := e.index(t, "hello", "latest"); d != latestWant {
+		t.Errorf("latest = %s, want hello:2.1.0 (%s): the highest version, not the newest release (1.1.1)", d, latestWant)
+	}
+	if e.exists(t, "hello", "2.0.0-rc1") || e.exists(t, "hello", "1.0.0") {
+		t.Error("a pre-release or a version outside the window was published")
+	}
+	for arch, want := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
+		img, err := idx.Image(platformsOf(t, idx)["linux/"+arch])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		if cf.Architecture != arch || cf.Config.Labels["org.opencontainers.image.version"] != "2.1.0" {
+			t.Errorf("%s image: architecture %q, labels %v", arch, cf.Architecture, cf.Config.Labels)
+		}
+		machine, out := runProgram(t, img)
+		if machine != want || out != "hello 2.1.0 linux/"+arch {
+			t.Errorf("%s image runs %s printing %q", arch, machine, out)
+		}
+	}
+	// The fork carries the fork's binary (patched in by insert-after + replace).
+	fork, _ := e.index(t, "hello-fork", "2.1.0")
+	forkImg, _ := fork.Image(platformsOf(t, fork)["linux/arm64"])
+	if _, out := runProgramScript(t, forkImg); out != "hello-fork 2.1.0" {
+		t.Errorf("hello-fork runs %q", out)
+	}
+	// twostep's app is built FROM its own version's base, by digest.
+	if !e.exists(t, "twostep", "0.3.0") || !e.exists(t, "twostep-base", "0.3.0") || !e.exists(t, "twostep", "latest") {
+		t.Error("twostep 0.3.0 not published with its base")
+	}
+
+	// Second sync: nothing to build, nothing pushed.
+	counter := &testenv.Counter{}
+	cfg, _ := config.Load(e.cfgPath)
+	before := e.up.Requests.Load()
+	rep2, err := Sync(context.Background(), cfg, SyncOptions{Options: Options{Target: []target.Option{target.WithTransport(counter)}}})
+	if err != nil || rep2.Failed() {
+		t.Fatalf("second sync: %v\n%s", err, describe(rep2))
+	}
+	if len(rep2.Jobs) != 0 {
+		t.Errorf("second sync ran %d jobs", len(rep2.Jobs))
+	}
+	if w := counter.Writes(); w != 0 {
+		t.Errorf("second sync wrote %d times to the registry", w)
+	}
+	t.Logf("second sync: %d registry requests, %d upstream requests", counter.Count(), e.up.Requests.Load()-before)
+
+	// Repair: hello:2.0.0 loses its arm64 image; the next sync builds only that, and the amd64
+	// digest is unchanged.
+	old, _ := e.index(t, "hello", "2.0.0")
+	amd := platformsOf(t, old)["linux/amd64"]
+	e.retagWithout(t, "hello", "2.0.0", "linux/arm64")
+	rep3 := e.sync(t, "hello")
+	if rep3.Failed() || len(rep3.Jobs) != 1 || rep3.Jobs[0].ID != "hello/hello/2.0.0/linux-arm64" {
+		t.Fatalf("repair sync: %s", describe(rep3))
+	}
+	if u := rep3.Units[0]; u.Status != publish.Repaired {
+		t.Errorf("unit = %+v", u)
+	}
+	fixed, _ := e.index(t, "hello", "2.0.0")
+	ps := platformsOf(t, fixed)
+	if ps["linux/amd64"] != amd || ps["linux/arm64"] == (v1.Hash{}) {
+		t.Errorf("repaired platforms %v, want amd64 %s kept", ps, amd)
+	}
+	if _, d := e.index(t, "hello", "latest"); d != latestWant {
+		t.Error("latest moved during a repair of a lower version")
+	}
+}
+
+// runProgramScript runs the fork's program, a shell script, through the image's busybox.
+func runProgramScript(t *testing.T, img v1.Image) (string, string) {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no /opt/hello/bin/hello in the fork image: %v", err)
+		}
+		if h.Name == "opt/hello/bin/hello" {
+			b, _ := io.ReadAll(tr)
+			s := string(b)
+			if i := strings.Index(s, "echo "); i >= 0 {
+				return s, strings.TrimSpace(s[i+5:])
+			}
+			return s, ""
+		}
+	}
+}
+
+// retagWithout re-publishes repo:tag as an index without one platform (an interrupted or
+// partial earlier mirror).
+func (e *e2e) retagWithout(t *testing.T, repo, tag, drop string) {
+	t.Helper()
+	idx, _ := e.index(t, repo, tag)
+	m, _ := idx.IndexManifest()
+	var keep []mutate.IndexAddendum
+	for _, d := range m.Manifests {
+		if d.Platform.OS+"/"+d.Platform.Architecture == drop {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep = append(keep, mutate.IndexAddendum{Add: img, Descriptor: d})
+	}
+	partial := mutate.Annotations(mutate.IndexMediaType(mutate.AppendManifests(empty.Index, keep...), types.OCIImageIndex), m.Annotations).(v1.ImageIndex)
+	ref, _ := name.NewTag(e.ns + "/" + repo + ":" + tag)
+	if err := remote.WriteIndex(ref, partial); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSyncFailuresStayLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images with BuildKit")
+	}
+	e := newE2E(t)
+	// hello 1.1.1's arm64 tarball is gone upstream (a 404), and the fork's replace patch no
+	// longer matches the Dockerfile (upstream drift).
+	e.up.SetFile(fixture.TarballPath("1.1.1", "arm64"), nil)
+	text, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(text), "match: 'tar -xzf - -C /opt ;'", "match: 'tar -xvz$'", 1)), 0o644)
+
+	rep := e.sync(t, "hello", "hello-fork")
+	if !rep.Failed() {
+		t.Fatal("sync with a failing job did not report failure")
+	}
+	byID := map[string]JobResult{}
+	for _, j := range rep.Jobs {
+		byID[j.ID] = j
+	}
+	bad := byID["hello/hello/1.1.1/linux-arm64"]
+	if bad.Status != JobFailed || !strings.Contains(bad.Error, "404") || bad.Log == "" {
+		t.Errorf("404 job = %+v", bad)
+	}
+	if log, _ := os.ReadFile(bad.Log); !strings.Contains(string(log), "404") {
+		t.Errorf("the job's log does not show the cause:\n%s", log)
+	}
+	if e.exists(t, "hello", "1.1.1") {
+		t.Error("hello:1.1.1 was tagged although its arm64 build failed")
+	}
+	for _, v := range []string{"2.1.0", "2.0.0", "1.1.0"} {
+		if !e.exists(t, "hello", v) {
+			t.Errorf("hello:%s not published: one failing version stopped the others", v)
+		}
+	}
+	drift := byID["hello-fork/hello-fork/2.1.0/linux-amd64"]
+	if drift.Status != JobFailed || !strings.Contains(drift.Error, "tar -xvz$") || !strings.Contains(drift.Error, "Dockerfile") {
+		t.Errorf("patch drift job = %+v", drift)
+	}
+	if e.exists(t, "hello-fork", "2.1.0") {
+		t.Error("hello-fork:2.1.0 was tagged although its patch failed")
+	}
+}
+
+func describe(r Report) string {
+	var b strings.Builder
+	for _, j := range r.Jobs {
+		b.WriteString(j.ID + " " + string(j.Status) + " " + j.Error + "\n")
+	}
+	for _, u := range r.Units {
+		b.WriteString(u.Component + " " + u.Version + " " + string(u.Status) + " " + u.Error + "\n")
+	}
+	for _, a := range r.Plan.Apps {
+		if a.Error != "" {
+			b.WriteString(a.Name + ": " + a.Error + "\n")
+		}
+	}
+	return b.String()
+}
