@@ -13,6 +13,7 @@ type Unit struct {
 	Built       map[string]string   // platform ("linux/arm64") → manifest digest built this run
 	Annotations map[string]string   // the index's annotations (org.opencontainers.image.*)
 	Stable      bool                // a stable semver: may become latest
+	KeepLatest  bool                // leave latest alone: the caller moves it once, with Latest, after a batch
 }
 
 // Status says what Publish did.

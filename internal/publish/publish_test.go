@@ -362,30 +362,30 @@ func TestLatestConvergence(t *testing.T) {
 			t.Fatalf("latest moved before the crash: %+v", l)
 		}
 		// The next run: nothing to build for 2.0.0; latest converges.
-		if err := e.pub.Latest(ctx, "app", "2.0.0", both); err != nil {
-			t.Fatal(err)
+		if here, err := e.pub.Latest(ctx, "app", "2.0.0", both); err != nil || !here {
+			t.Fatalf("Latest(2.0.0) = %v, %v", here, err)
 		}
 		if l := e.inspect(t, "app", "latest"); l.Digest != v2.Digest {
 			t.Errorf("latest = %s, want 2.0.0's %s", l.Digest, v2.Digest)
 		}
 		// Converged: again is a no-op, a lower version does not move it back.
-		if err := e.pub.Latest(ctx, "app", "2.0.0", both); err != nil {
+		if _, err := e.pub.Latest(ctx, "app", "2.0.0", both); err != nil {
 			t.Error(err)
 		}
-		if err := e.pub.Latest(ctx, "app", "1.0.0", both); err != nil || e.inspect(t, "app", "latest").Digest != v2.Digest {
-			t.Errorf("1.0.0: %v, latest %s", err, e.inspect(t, "app", "latest").Digest)
+		if here, err := e.pub.Latest(ctx, "app", "1.0.0", both); err != nil || here || e.inspect(t, "app", "latest").Digest != v2.Digest {
+			t.Errorf("1.0.0: %v %v, latest %s", here, err, e.inspect(t, "app", "latest").Digest)
 		}
 		// Missing, incomplete, pre-release: errors that say why, latest untouched.
 		testenv.PushIndex(t, e.root+"/app:3.0.0", amd64)
 		for v, want := range map[string]string{"4.0.0": "not published", "3.0.0": "incomplete", "2.0.0-rc.1": "not published"} {
-			if err := e.pub.Latest(ctx, "app", v, both); err == nil || !strings.Contains(err.Error(), want) {
+			if _, err := e.pub.Latest(ctx, "app", v, both); err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("Latest(%s) = %v, want %q", v, err, want)
 			}
 		}
 		rc := unit("app", "5.0.0-rc.1", e.built(t, "app", amd64, arm64))
 		rc.Stable = false
 		e.publish(t, rc)
-		if err := e.pub.Latest(ctx, "app", "5.0.0-rc.1", both); err == nil || !strings.Contains(err.Error(), "pre-release") {
+		if _, err := e.pub.Latest(ctx, "app", "5.0.0-rc.1", both); err == nil || !strings.Contains(err.Error(), "pre-release") {
 			t.Errorf("Latest(5.0.0-rc.1) = %v", err)
 		}
 		if l := e.inspect(t, "app", "latest"); l.Digest != v2.Digest {
@@ -606,4 +606,26 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// KeepLatest publishes the version and leaves latest for one Latest call after the batch.
+func TestPublishKeepLatest(t *testing.T) {
+	run(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		both := []platform.Platform{{OS: "linux", Arch: "amd64"}, {OS: "linux", Arch: "arm64"}}
+		for _, v := range []string{"1.0.0", "3.0.0", "2.0.0"} {
+			u := unit("app", v, e.built(t, "app", "linux/amd64", "linux/arm64"))
+			u.KeepLatest = true
+			if r := e.publish(t, u); r.Status != publish.Published || r.Latest {
+				t.Fatalf("%s: %+v", v, r)
+			}
+		}
+		if l := e.inspect(t, "app", "latest"); l.Exists {
+			t.Fatalf("KeepLatest moved latest to %s", l.Digest)
+		}
+		here, err := e.pub.Latest(ctx, "app", "3.0.0", both)
+		if err != nil || !here || e.inspect(t, "app", "latest").Digest != e.inspect(t, "app", "3.0.0").Digest {
+			t.Errorf("Latest(3.0.0) = %v, %v", here, err)
+		}
+	})
 }

@@ -81,7 +81,7 @@ func (p *Publisher) Publish(ctx context.Context, u Unit) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("publish %s: %w", where, err)
 	}
-	if res.Status == Incomplete {
+	if res.Status == Incomplete || u.KeepLatest {
 		return res, nil
 	}
 	res.Latest, err = p.latest(ctx, u.Repo, u.Version, res.Digest, u.Stable)
@@ -97,30 +97,31 @@ func (p *Publisher) Publish(ctx context.Context, u Unit) (Result, error) {
 // between tagging a version and moving latest is finished by the next one. version is a
 // stable release (a semver pre-release is refused). It is an error for repo:version to be
 // missing or incomplete; a latest that already points at it, or at a higher version, is
-// success.
-func (p *Publisher) Latest(ctx context.Context, repo, version string, platforms []platform.Platform) error {
+// success. pointsHere reports whether latest points at repo:version afterwards.
+func (p *Publisher) Latest(ctx context.Context, repo, version string, platforms []platform.Platform) (pointsHere bool, err error) {
 	where := repo + ":" + version
 	st, err := p.t.Inspect(ctx, repo, version)
 	if err != nil {
-		return fmt.Errorf("latest %s: %w", where, err)
+		return false, fmt.Errorf("latest %s: %w", where, err)
 	}
 	if !st.Exists {
-		return fmt.Errorf("latest %s: not published", where)
+		return false, fmt.Errorf("latest %s: not published", where)
 	}
 	if m := missing(st.Platforms, platforms); len(m) > 0 {
-		return fmt.Errorf("latest %s: incomplete (missing %v)", where, m)
+		return false, fmt.Errorf("latest %s: incomplete (missing %v)", where, m)
 	}
 	v, err := semver.NewVersion(version)
 	if err != nil {
-		return fmt.Errorf("latest %s: %q is not a semver version: %w", where, version, err)
+		return false, fmt.Errorf("latest %s: %q is not a semver version: %w", where, version, err)
 	}
 	if v.Prerelease() != "" {
-		return fmt.Errorf("latest %s: a pre-release never becomes latest", where)
+		return false, fmt.Errorf("latest %s: a pre-release never becomes latest", where)
 	}
-	if _, err := p.latest(ctx, repo, version, st.Digest, true); err != nil {
-		return fmt.Errorf("latest %s: %w", where, err)
+	here, err := p.latest(ctx, repo, version, st.Digest, true)
+	if err != nil {
+		return false, fmt.Errorf("latest %s: %w", where, err)
 	}
-	return nil
+	return here, nil
 }
 
 // built parses u.Built: normalised platform → digest.

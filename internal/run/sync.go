@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,7 +105,7 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 		rep.Finished = time.Now().UTC()
 		return rep, nil
 	}
-	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt), apps: apps, log: o.logger()}
+	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt, publish.WithLogger(o.logger())), apps: apps, log: o.logger()}
 	if s.o.Parallel < 1 {
 		s.o.Parallel = 2
 	}
@@ -117,7 +118,8 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 	rep.LogDir = filepath.Join(s.o.LogDir, rep.Started.Format("20060102T150405Z"))
 	s.logDir = rep.LogDir
 	s.run(ctx, rep.Plan)
-	s.convergeLatest(ctx)
+	s.convergeLatest(ctx, rep.Plan)
+	s.sortResults(rep.Plan)
 	rep.Jobs, rep.Units = s.jobs, s.units
 	rep.Finished = time.Now().UTC()
 	return rep, nil
@@ -231,6 +233,7 @@ func (s *syncer) runUnit(ctx context.Context, u *unit) {
 	res, err := s.pub.Publish(ctx, publish.Unit{
 		Repo: u.comp.Name, Version: u.version.Version, Platforms: u.app.App.Platforms,
 		Built: built, Annotations: s.annotations(u.app.App, u.comp, u.version), Stable: u.version.Semver == nil || u.version.Semver.Prerelease() == "",
+		KeepLatest: true, // moved once per repository after the batch: see convergeLatest
 	})
 	ur := UnitResult{App: u.app.App.Name, Component: u.comp.Name, Version: u.version.Version, Result: res}
 	if err != nil {
@@ -265,9 +268,8 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		return r
 	}
 	start := time.Now()
-	defer func() { r.Seconds = time.Since(start).Seconds() }()
 	fail := func(err error) JobResult {
-		r.Status, r.Error = JobFailed, err.Error()
+		r.Status, r.Error, r.Seconds = JobFailed, err.Error(), time.Since(start).Seconds()
 		s.log.Error("job failed", "job", j.ID, "err", err, "log", r.Log)
 		return r
 	}
@@ -293,7 +295,7 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", j.ID, err))
 	}
-	r.Status, r.Digest = JobBuilt, res.Digest
+	r.Status, r.Digest, r.Seconds = JobBuilt, res.Digest, time.Since(start).Seconds()
 	s.log.Info("built", "job", j.ID, "digest", res.Digest, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 	return r
 }
@@ -465,19 +467,83 @@ func version(a *plan.App, v string) discover.Version {
 	return discover.Version{Version: v}
 }
 
-// convergeLatest makes latest point at each app's latest version where that version is
-// complete, including versions that needed no build this run (a run that crashed between
-// tagging a version and moving latest is finished by the next one).
-func (s *syncer) convergeLatest(ctx context.Context) {
-	for i := range s.apps {
-		a := &s.apps[i]
-		if a.Err != nil || a.Discovery.Latest == "" {
-			continue
-		}
-		for _, c := range a.App.Components {
-			if err := s.pub.Latest(ctx, c.Name, a.Discovery.Latest, a.App.Platforms); err != nil {
-				s.log.Warn("latest not updated", "repo", s.tgt.Ref(c.Name), "version", a.Discovery.Latest, "err", err)
+// convergeLatest moves each repository's latest once, after the batch, to the highest stable
+// version of the window that is complete now (before this run or published by it) — so latest
+// does not step through lower versions as they finish, a failed highest version leaves latest
+// on the best complete one, and a run that stopped between tagging a version and moving latest
+// is finished by the next one. Publish never moves latest backwards.
+func (s *syncer) convergeLatest(ctx context.Context, p plan.Plan) {
+	complete := map[string]bool{} // app, component, version
+	key := func(app, comp, v string) string { return app + "\x00" + comp + "\x00" + v }
+	for _, a := range p.Apps {
+		for _, v := range a.Versions {
+			for _, c := range v.Components {
+				if c.Status == plan.Complete {
+					complete[key(a.Name, c.Component, v.Version)] = true
+				}
 			}
 		}
 	}
+	for _, u := range s.units {
+		if u.Error == "" && (u.Status == publish.Published || u.Status == publish.Repaired || u.Status == publish.Unchanged) {
+			complete[key(u.App, u.Component, u.Version)] = true
+		}
+	}
+	for i := range s.apps {
+		a := &s.apps[i]
+		if a.Err != nil {
+			continue
+		}
+		for _, c := range a.App.Components {
+			best := highestStable(a.Discovery.Versions, func(v string) bool { return complete[key(a.App.Name, c.Name, v)] })
+			if best == "" {
+				continue
+			}
+			here, err := s.pub.Latest(ctx, c.Name, best, a.App.Platforms)
+			if err != nil {
+				s.log.Warn("latest not updated", "repo", s.tgt.Ref(c.Name), "version", best, "err", err)
+				continue
+			}
+			for j := range s.units {
+				if u := &s.units[j]; u.App == a.App.Name && u.Component == c.Name && u.Version == best {
+					u.Latest = here
+				}
+			}
+		}
+	}
+}
+
+func highestStable(vs []discover.Version, ok func(string) bool) string {
+	var best *discover.Version
+	for i, v := range vs {
+		if v.Semver == nil || v.Semver.Prerelease() != "" || !ok(v.Version) {
+			continue
+		}
+		if best == nil || v.Semver.GreaterThan(best.Semver) {
+			best = &vs[i]
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.Version
+}
+
+// sortResults puts jobs and publications in plan order: the run finishes them in any order.
+func (s *syncer) sortResults(p plan.Plan) {
+	pos := map[string]int{}
+	for i, j := range p.Jobs {
+		pos[j.ID] = i
+	}
+	slices.SortStableFunc(s.jobs, func(a, b JobResult) int { return pos[a.ID] - pos[b.ID] })
+	first := map[string]int{}
+	for i, j := range p.Jobs {
+		k := j.App + "\x00" + j.Component + "\x00" + j.Version
+		if _, ok := first[k]; !ok {
+			first[k] = i
+		}
+	}
+	slices.SortStableFunc(s.units, func(a, b UnitResult) int {
+		return first[a.App+"\x00"+a.Component+"\x00"+a.Version] - first[b.App+"\x00"+b.Component+"\x00"+b.Version]
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -194,6 +195,11 @@ func TestSyncEndToEnd(t *testing.T) {
 			t.Errorf("hello:%s index %s annotations %v", v, m.MediaType, m.Annotations)
 		}
 	}
+	for _, u := range rep.Units {
+		if u.Latest != (u.Version == "2.1.0" && u.App != "twostep" || u.Version == "0.3.0") {
+			t.Errorf("unit %s %s latest = %v", u.Component, u.Version, u.Latest)
+		}
+	}
 	idx, latestWant := e.index(t, "hello", "2.1.0")
 	if _, d := e.index(t, "hello", "latest"); d != latestWant {
 		t.Errorf("latest = %s, want hello:2.1.0 (%s): the highest version, not the newest release (1.1.1)", d, latestWant)
@@ -315,9 +321,10 @@ func TestSyncFailuresStayLocal(t *testing.T) {
 		t.Skip("builds images with BuildKit")
 	}
 	e := newE2E(t)
-	// hello 1.1.1's arm64 tarball is gone upstream (a 404), and the fork's replace patch no
-	// longer matches the Dockerfile (upstream drift).
+	// hello 1.1.1's arm64 tarball and 2.1.0's amd64 one are gone upstream (404s), and the
+	// fork's replace patch no longer matches the Dockerfile (upstream drift).
 	e.up.SetFile(fixture.TarballPath("1.1.1", "arm64"), nil)
+	e.up.SetFile(fixture.TarballPath("2.1.0", "amd64"), nil)
 	text, _ := os.ReadFile(e.cfgPath)
 	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(text), "match: 'tar -xzf - -C /opt ;'", "match: 'tar -xvz$'", 1)), 0o644)
 
@@ -336,13 +343,17 @@ func TestSyncFailuresStayLocal(t *testing.T) {
 	if log, _ := os.ReadFile(bad.Log); !strings.Contains(string(log), "404") {
 		t.Errorf("the job's log does not show the cause:\n%s", log)
 	}
-	if e.exists(t, "hello", "1.1.1") {
-		t.Error("hello:1.1.1 was tagged although its arm64 build failed")
+	if e.exists(t, "hello", "1.1.1") || e.exists(t, "hello", "2.1.0") {
+		t.Error("a version was tagged although one of its platforms failed to build")
 	}
-	for _, v := range []string{"2.1.0", "2.0.0", "1.1.0"} {
+	for _, v := range []string{"2.0.0", "1.1.0"} {
 		if !e.exists(t, "hello", v) {
 			t.Errorf("hello:%s not published: one failing version stopped the others", v)
 		}
+	}
+	// The highest version failed: latest is the highest complete one.
+	if _, l := e.index(t, "hello", "latest"); l != func() v1.Hash { _, d := e.index(t, "hello", "2.0.0"); return d }() {
+		t.Errorf("latest = %s, want hello:2.0.0", l)
 	}
 	drift := byID["hello-fork/hello-fork/2.1.0/linux-amd64"]
 	if drift.Status != JobFailed || !strings.Contains(drift.Error, "tar -xvz$") || !strings.Contains(drift.Error, "Dockerfile") {
@@ -367,4 +378,64 @@ func describe(r Report) string {
 		}
 	}
 	return b.String()
+}
+
+// sync into an OCI layout directory gives the same indexes and tags on disk.
+func TestSyncIntoLayout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images with BuildKit")
+	}
+	e := newE2E(t)
+	mirror := filepath.Join(t.TempDir(), "mirror")
+	text, _ := os.ReadFile(e.cfgPath)
+	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(text), "registry: "+e.ns, "registry: oci:"+mirror, 1)), 0o644)
+
+	rep := e.sync(t, "hello")
+	if rep.Failed() {
+		t.Fatalf("sync into a layout failed:\n%s", describe(rep))
+	}
+	p, err := layout.FromPath(filepath.Join(mirror, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, _ := root.IndexManifest()
+	tags := map[string]v1.Hash{}
+	for _, d := range rm.Manifests {
+		tags[d.Annotations["org.opencontainers.image.ref.name"]] = d.Digest
+	}
+	for _, v := range []string{"1.1.1", "2.1.0", "2.0.0", "1.1.0"} {
+		d, ok := tags[v]
+		if !ok {
+			t.Errorf("layout has no tag %s (tags: %v)", v, tags)
+			continue
+		}
+		idx, err := p.ImageIndex()
+		if err == nil {
+			idx, err = idx.ImageIndex(d)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		ps := platformsOf(t, idx)
+		if len(ps) != 2 {
+			t.Errorf("%s: platforms %v", v, ps)
+		}
+		img, err := idx.Image(ps["linux/arm64"])
+		if err != nil {
+			t.Fatalf("%s arm64 image not in the layout: %v", v, err)
+		}
+		if machine, out := runProgram(t, img); machine != elf.EM_AARCH64 || out != "hello "+v+" linux/arm64" {
+			t.Errorf("%s arm64: %s %q", v, machine, out)
+		}
+	}
+	if tags["latest"] != tags["2.1.0"] {
+		t.Errorf("latest = %s, want 2.1.0's %s", tags["latest"], tags["2.1.0"])
+	}
+	if again := e.sync(t, "hello"); again.Failed() || len(again.Jobs) != 0 {
+		t.Errorf("second sync into the layout: %s", describe(again))
+	}
 }
