@@ -30,6 +30,7 @@ fuzz:
 
 bench: deps
 	scripts/bench-plan.sh
+	scripts/bench-sync.sh
 
 demo: deps build
 	scripts/demo.sh

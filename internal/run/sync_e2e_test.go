@@ -6,12 +6,10 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -40,34 +38,10 @@ type e2e struct {
 	dir     string
 }
 
-var programs = sync.OnceValues(func() (map[string][]byte, error) { return fixture.Programs(context.Background()) })
-
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
-	reg := testenv.Registry(t)
-	bk := testenv.BuildKit(t, reg)
-	_, _, amd64 := testenv.BaseImage(t, reg)
-	progs, err := programs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx := fixture.Fixture()
-	if err := fixture.WithTarballs(fx, progs); err != nil {
-		t.Fatal(err)
-	}
-	up := fakeupstream.New(fx)
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	if err := fixture.Contexts(filepath.Join(dir, "contexts"), reg+"/base", amd64.String()); err != nil {
-		t.Fatal(err)
-	}
-	e := &e2e{reg: reg, ns: reg + "/mirror", up: up, dir: dir, cfgPath: filepath.Join(dir, "mirror.yaml")}
-	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: e.ns, CacheDir: filepath.Join(dir, "cache"), Builder: bk})
-	if err := os.WriteFile(e.cfgPath, text, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	w := testenv.NewWorld(t)
+	return &e2e{reg: w.Registry, ns: w.Namespace, up: w.Upstream, dir: w.Dir, cfgPath: w.ConfigPath}
 }
 
 func (e *e2e) sync(t *testing.T, apps ...string) Report {

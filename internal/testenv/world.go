@@ -1,0 +1,97 @@
+package testenv
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/archmirror/archmirror/internal/fakeupstream"
+	"github.com/archmirror/archmirror/internal/fixture"
+)
+
+// World is the real setting of the sync tests and benchmarks: docker-registry (behind a
+// counting proxy), buildkitd (arm64 through qemu), the busybox base image, and the fixture
+// upstream serving per-arch release tarballs; with the fixture config written to ConfigPath.
+type World struct {
+	Registry   string // host:port of the proxy in front of the registry (what everything uses)
+	Namespace  string // Registry + "/mirror": target.registry
+	BuildKit   string // buildkitd address
+	Upstream   *fakeupstream.Server
+	ConfigPath string
+	Dir        string
+	Uploaded   *atomic.Int64 // request body bytes written to the registry (blobs and manifests)
+}
+
+var programs = sync.OnceValues(func() (map[string][]byte, error) { return fixture.Programs(context.Background()) })
+
+// NewWorld starts everything (skipping, or failing under ARCHMIRROR_E2E=1, when a part is
+// missing) and stops it in t.Cleanup.
+func NewWorld(t testing.TB) *World {
+	t.Helper()
+	backend := Registry(t)
+	w := &World{Uploaded: &atomic.Int64{}}
+	w.Registry = countingProxy(t, backend, w.Uploaded)
+	w.BuildKit = BuildKit(t, w.Registry)
+	_, _, amd64 := BaseImage(t, w.Registry)
+	progs, err := programs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := fixture.Fixture()
+	if err := fixture.WithTarballs(fx, progs); err != nil {
+		t.Fatal(err)
+	}
+	w.Upstream = fakeupstream.New(fx)
+	srv := httptest.NewServer(w.Upstream)
+	t.Cleanup(srv.Close)
+	w.Dir = t.TempDir()
+	if err := fixture.Contexts(filepath.Join(w.Dir, "contexts"), w.Registry+"/base", amd64.String()); err != nil {
+		t.Fatal(err)
+	}
+	w.Namespace = w.Registry + "/mirror"
+	w.ConfigPath = filepath.Join(w.Dir, "mirror.yaml")
+	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: w.Namespace, CacheDir: filepath.Join(w.Dir, "cache"), Builder: w.BuildKit})
+	if err := os.WriteFile(w.ConfigPath, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// countingProxy is a loopback reverse proxy to the registry that adds up the bytes of every
+// request body (what clients upload), so a test can see what a run pushed — BuildKit's pushes
+// included, which no transport of ours sees.
+func countingProxy(t testing.TB, backend string, uploaded *atomic.Int64) string {
+	t.Helper()
+	u, err := url.Parse("http://" + backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = countingBody{r.Body, uploaded}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
