@@ -71,7 +71,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 				return usage(fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel))
 			}
-			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			g.log = g.logger(level)
 			return nil
 		},
 	}
@@ -103,6 +103,11 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Anything cobra itself rejects (unknown command, bad args) is usage.
 	fmt.Fprintln(stderr, "archmirror:", err)
 	return exitUsage
+}
+
+// logger logs to stderr at level.
+func (g *globals) logger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // loadConfig reads the config and narrows it to --app; problems are usage errors (exit 2).

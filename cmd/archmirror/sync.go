@@ -2,6 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"golang.org/x/term"
 
 	"github.com/spf13/cobra"
 
@@ -25,9 +30,18 @@ version; the run goes on and exits 1. --dry-run prints the plan and builds nothi
 			if err != nil {
 				return err
 			}
-			rep, err := run.Sync(cmd.Context(), cfg, run.SyncOptions{
-				Options: run.Options{Log: g.log}, Parallel: parallel, DryRun: g.dryRun, LogDir: logDir,
-			})
+			opts := run.SyncOptions{Options: run.Options{Log: g.log}, Parallel: parallel, DryRun: g.dryRun, LogDir: logDir}
+			if width, ok := terminal(g.stderr); ok && !g.dryRun {
+				// The live display says what the info logs would; keep only warnings and errors
+				// unless --log-level asks otherwise.
+				if !cmd.Flags().Changed("log-level") {
+					opts.Log = g.logger(slog.LevelWarn)
+				}
+				p := report.NewProgress(g.stderr, width)
+				defer p.Close()
+				opts.Progress = p
+			}
+			rep, err := run.Sync(cmd.Context(), cfg, opts)
 			if err != nil {
 				return failed(err)
 			}
@@ -57,4 +71,17 @@ version; the run goes on and exits 1. --dry-run prints the plan and builds nothi
 	cmd.Flags().IntVar(&parallel, "parallel", 2, "jobs built at once")
 	cmd.Flags().StringVar(&logDir, "log-dir", "", "where build logs go (default <cache.dir>/logs)")
 	return cmd
+}
+
+// terminal reports whether w is a terminal, and its width.
+func terminal(w io.Writer) (int, bool) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0, false
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		width = 100
+	}
+	return width, true
 }

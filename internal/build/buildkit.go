@@ -242,6 +242,7 @@ func (b *BuildKit) build(ctx context.Context, s Spec) (Result, error) {
 	}
 
 	prog := newProgress(log, b.o.tailLines)
+	prog.onStep = s.Step
 	resp, err := c.Solve(ctx, nil, opt, prog.ch)
 	prog.wait()
 	if out != nil {

@@ -18,13 +18,15 @@ type progress struct {
 	ch   chan *client.SolveStatus
 	done chan struct{}
 
-	tail  int
-	order []digest.Digest
-	steps map[digest.Digest]*step
+	tail   int
+	onStep func(string) // told each step's name as it starts; may be nil
+	order  []digest.Digest
+	steps  map[digest.Digest]*step
 }
 
 type step struct {
 	name, err string
+	started   bool
 	partial   []byte   // an unterminated last line
 	lines     []string // the last lines, at most tail
 }
@@ -64,6 +66,10 @@ func (p *progress) wait() { <-p.done }
 func (p *progress) record(st *client.SolveStatus) {
 	for _, v := range st.Vertexes {
 		s := p.step(v.Digest)
+		if p.onStep != nil && v.Started != nil && v.Completed == nil && !s.started {
+			s.started = true
+			p.onStep(v.Name)
+		}
 		s.name = v.Name
 		if v.Error != "" {
 			s.err = v.Error

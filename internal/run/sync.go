@@ -27,6 +27,14 @@ type SyncOptions struct {
 	DryRun     bool                            // plan only
 	LogDir     string                          // where each job's build log goes; default <cache.dir>/logs
 	NewBuilder func(addr string) build.Builder // default build.NewBuildKit
+	Progress   Progress                        // shown each job's start, steps and end; may be nil
+}
+
+// Progress is told what the jobs are doing, for a live display.
+type Progress interface {
+	JobStarted(id string)
+	JobStep(id, step string)
+	JobDone(id, status string, err error)
 }
 
 // JobStatus is what became of one job.
@@ -268,9 +276,15 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		return r
 	}
 	start := time.Now()
+	if s.o.Progress != nil {
+		s.o.Progress.JobStarted(j.ID)
+	}
 	fail := func(err error) JobResult {
 		r.Status, r.Error, r.Seconds = JobFailed, err.Error(), time.Since(start).Seconds()
 		s.log.Error("job failed", "job", j.ID, "err", err, "log", r.Log)
+		if s.o.Progress != nil {
+			s.o.Progress.JobDone(j.ID, string(JobFailed), err)
+		}
 		return r
 	}
 	spec, err := s.spec(u, j, refs)
@@ -288,6 +302,9 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	defer lf.Close()
 	r.Log = logPath
 	spec.Log = lf
+	if s.o.Progress != nil {
+		spec.Step = func(step string) { s.o.Progress.JobStep(j.ID, step) }
+	}
 	addr := s.builderAddr(spec.Platform)
 	r.Builder = addr
 	s.log.Info("building", "job", j.ID, "builder", addr)
@@ -296,6 +313,9 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		return fail(fmt.Errorf("%s: %w", j.ID, err))
 	}
 	r.Status, r.Digest, r.Seconds = JobBuilt, res.Digest, time.Since(start).Seconds()
+	if s.o.Progress != nil {
+		s.o.Progress.JobDone(j.ID, string(JobBuilt)+" "+res.Digest, nil)
+	}
 	s.log.Info("built", "job", j.ID, "digest", res.Digest, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 	return r
 }
