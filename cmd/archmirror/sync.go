@@ -15,7 +15,7 @@ import (
 )
 
 func syncCmd(g *globals) *cobra.Command {
-	var parallel int
+	var parallel, perBuilder int
 	var logDir string
 	cmd := &cobra.Command{
 		Use:   "sync",
@@ -30,7 +30,7 @@ version; the run goes on and exits 1. --dry-run prints the plan and builds nothi
 			if err != nil {
 				return err
 			}
-			opts := run.SyncOptions{Options: run.Options{Log: g.log}, Parallel: parallel, DryRun: g.dryRun, LogDir: logDir}
+			opts := run.SyncOptions{Options: run.Options{Log: g.log}, Parallel: parallel, PerBuilder: perBuilder, DryRun: g.dryRun, LogDir: logDir}
 			if width, ok := terminal(g.stderr); ok && !g.dryRun {
 				// The live display says what the info logs would; keep only warnings and errors
 				// unless --log-level asks otherwise.
@@ -69,6 +69,7 @@ version; the run goes on and exits 1. --dry-run prints the plan and builds nothi
 		},
 	}
 	cmd.Flags().IntVar(&parallel, "parallel", 2, "jobs built at once")
+	cmd.Flags().IntVar(&perBuilder, "per-builder", 0, "jobs at once on one BuildKit endpoint (default: --parallel)")
 	cmd.Flags().StringVar(&logDir, "log-dir", "", "where build logs go (default <cache.dir>/logs)")
 	return cmd
 }

@@ -24,6 +24,7 @@ import (
 type SyncOptions struct {
 	Options
 	Parallel   int                             // jobs built at once; default 2
+	PerBuilder int                             // jobs at once on one BuildKit endpoint; default Parallel
 	DryRun     bool                            // plan only
 	LogDir     string                          // where each job's build log goes; default <cache.dir>/logs
 	NewBuilder func(addr string) build.Builder // default build.NewBuildKit
@@ -150,7 +151,8 @@ type syncer struct {
 	jobs     []JobResult
 	units    []UnitResult
 	builders map[string]build.Builder
-	sem      chan struct{}
+	sem      chan struct{}            // --parallel
+	nodeSem  map[string]chan struct{} // --per-builder, by endpoint
 }
 
 // unit is one version of one component: its jobs, then its publication.
@@ -168,6 +170,7 @@ type unit struct {
 func (s *syncer) run(ctx context.Context, p plan.Plan) {
 	s.sem = make(chan struct{}, s.o.Parallel)
 	s.builders = map[string]build.Builder{}
+	s.nodeSem = map[string]chan struct{}{}
 	units := map[string]*unit{}
 	var order []*unit
 	key := func(app, comp, version string) string { return app + "\x00" + comp + "\x00" + version }
@@ -307,8 +310,15 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	}
 	addr := s.builderAddr(spec.Platform)
 	r.Builder = addr
+	b, node := s.builder(addr)
+	select {
+	case node <- struct{}{}:
+		defer func() { <-node }()
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
 	s.log.Info("building", "job", j.ID, "builder", addr)
-	res, err := s.builder(addr).Build(ctx, spec)
+	res, err := b.Build(ctx, spec)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", j.ID, err))
 	}
@@ -327,15 +337,21 @@ func (s *syncer) builderAddr(p platform.Platform) string {
 	return build.Address(s.cfg.Builders["default"])
 }
 
-func (s *syncer) builder(addr string) build.Builder {
+// builder returns the endpoint's builder and its concurrency limit, made on first use.
+func (s *syncer) builder(addr string) (build.Builder, chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.builders[addr]
 	if !ok {
 		b = s.o.NewBuilder(addr)
 		s.builders[addr] = b
+		n := s.o.PerBuilder
+		if n < 1 {
+			n = s.o.Parallel
+		}
+		s.nodeSem[addr] = make(chan struct{}, n)
 	}
-	return b
+	return b, s.nodeSem[addr]
 }
 
 // spec renders a job's templates for its platform.

@@ -1,0 +1,134 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/archmirror/archmirror/internal/build"
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/fakeupstream"
+	"github.com/archmirror/archmirror/internal/fixture"
+	"github.com/archmirror/archmirror/internal/testenv"
+)
+
+// fakeBuilder pushes a small random image per job (the orchestration under test does not care
+// how an image is made) and fails the jobs fail names.
+type fakeBuilder struct {
+	t        *testing.T
+	fail     func(build.Spec) bool
+	running  atomic.Int32
+	peak     atomic.Int32
+	mu       sync.Mutex
+	specs    []build.Spec
+	builtIDs []string
+}
+
+func (f *fakeBuilder) Build(ctx context.Context, s build.Spec) (build.Result, error) {
+	n := f.running.Add(1)
+	defer f.running.Add(-1)
+	for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+	}
+	f.mu.Lock()
+	f.specs = append(f.specs, s)
+	f.mu.Unlock()
+	if f.fail != nil && f.fail(s) {
+		return build.Result{}, errors.New("RUN wget: server returned error: HTTP/1.1 404 Not Found")
+	}
+	ref, err := name.NewRepository(s.Push)
+	if err != nil {
+		return build.Result{}, err
+	}
+	img := testenv.Image(f.t, s.Platform.String())
+	d, _ := img.Digest()
+	if err := remote.Write(ref.Digest(d.String()), img); err != nil {
+		return build.Result{}, err
+	}
+	f.mu.Lock()
+	f.builtIDs = append(f.builtIDs, s.JobID)
+	f.mu.Unlock()
+	return build.Result{Digest: d.String(), Platform: s.Platform.String()}, nil
+}
+
+func fakeWorld(t *testing.T) *config.Config {
+	t.Helper()
+	srv := httptest.NewServer(fakeupstream.New(fixture.Fixture()))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	cfg, err := config.Parse(filepath.Join(dir, "m.yaml"), fixture.Config(fixture.Params{
+		Upstream: srv.URL, Registry: testenv.Registry(t) + "/mirror", CacheDir: dir,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A failed base skips its dependents (never built FROM a missing base) and nothing else.
+func TestSyncSkipsDependentsOfFailures(t *testing.T) {
+	cfg := fakeWorld(t)
+	fb := &fakeBuilder{t: t, fail: func(s build.Spec) bool { return s.JobID == "twostep/twostep-base/0.3.0/linux-arm64" }}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 3, NewBuilder: func(string) build.Builder { return fb }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Failed() {
+		t.Fatal("not reported as failed")
+	}
+	status := map[string]JobStatus{}
+	for _, j := range rep.Jobs {
+		status[j.ID] = j.Status
+		if j.Status == JobSkipped && !strings.Contains(j.Error, "twostep-base 0.3.0 was not published") {
+			t.Errorf("%s skipped for %q", j.ID, j.Error)
+		}
+	}
+	for id, want := range map[string]JobStatus{
+		"twostep/twostep-base/0.3.0/linux-arm64": JobFailed,
+		"twostep/twostep-base/0.3.0/linux-amd64": JobBuilt,
+		"twostep/twostep/0.3.0/linux-amd64":      JobSkipped,
+		"twostep/twostep/0.3.0/linux-arm64":      JobSkipped,
+		"twostep/twostep/0.2.1/linux-arm64":      JobBuilt, // the other version goes on
+		"hello/hello/2.1.0/linux-arm64":          JobBuilt, // and the other apps
+	} {
+		if status[id] != want {
+			t.Errorf("%s = %q, want %q", id, status[id], want)
+		}
+	}
+	for _, s := range fb.specs {
+		if s.JobID == "twostep/twostep/0.2.1/linux-amd64" {
+			if !strings.HasPrefix(s.Args["BASE_IMAGE"], cfg.Target.Registry+"/twostep-base@sha256:") {
+				t.Errorf("BASE_IMAGE = %q, want twostep-base 0.2.1's index by digest", s.Args["BASE_IMAGE"])
+			}
+		}
+		if strings.HasPrefix(s.JobID, "twostep/twostep/0.3.0/") {
+			t.Errorf("%s was built although its base failed", s.JobID)
+		}
+	}
+	if p := fb.peak.Load(); p > 3 {
+		t.Errorf("%d builds at once with --parallel 3", p)
+	}
+}
+
+// --per-builder bounds the jobs one endpoint runs at once.
+func TestSyncPerBuilderLimit(t *testing.T) {
+	cfg := fakeWorld(t)
+	fb := &fakeBuilder{t: t}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 8, PerBuilder: 1, NewBuilder: func(string) build.Builder { return fb }})
+	if err != nil || rep.Failed() {
+		t.Fatalf("%v %s", err, describe(rep))
+	}
+	if p := fb.peak.Load(); p != 1 {
+		t.Errorf("peak concurrency on the one endpoint = %d, want 1", p)
+	}
+	if len(fb.builtIDs) != 20 {
+		t.Errorf("built %d jobs, want 20", len(fb.builtIDs))
+	}
+}
