@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/archmirror/archmirror/internal/atomicfile"
 )
 
 // httpCache keeps API responses on disk with their ETag, so a repeated run asks upstream
@@ -95,19 +97,7 @@ func (c *httpCache) store(url string, auth bool, p *cachedPage) error {
 		return fmt.Errorf("http cache: %w", err)
 	}
 	name := c.key(url, auth) + ".json"
-	tmp, err := os.CreateTemp(c.dir, name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("http cache: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("http cache: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("http cache: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(c.dir, name)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.dir, name), b, 0o600); err != nil {
 		return fmt.Errorf("http cache: %w", err)
 	}
 	return nil

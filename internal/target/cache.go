@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/archmirror/archmirror/internal/atomicfile"
 )
 
 // store is a content-addressed cache of manifests and configs on disk: dir/blobs/<alg>/<hex>.
@@ -60,25 +62,7 @@ func (s *store) write(d v1.Hash, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-"+d.Hex[:12]+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteFile(p, b, 0o644)
 }
 
 // verify checks that b is the content of d.

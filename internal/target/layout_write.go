@@ -20,6 +20,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/archmirror/archmirror/internal/atomicfile"
 )
 
 // Ref is the layout directory of repo.
@@ -147,7 +149,7 @@ func (l *layoutTarget) update(ctx context.Context, dir, tag string, desc v1.Desc
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "index.json"), b); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
 		return fmt.Errorf("index.json: %w", err)
 	}
 	l.log.Debug("tagged", "layout", dir, "tag", tag, "digest", desc.Digest.String(), "was", cur)
@@ -177,7 +179,7 @@ func ensureLayoutFile(dir string) error {
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	return writeFileAtomic(p, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	return atomicfile.WriteFile(p, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
 }
 
 // blobReader reads blobs of the layout at dir, verified against their digests.
@@ -206,38 +208,5 @@ func writeBlob(dir string, d v1.Hash, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(p, b)
-}
-
-// writeFileAtomic replaces path with b: a temporary file in the same directory, synced, then
-// renamed over it.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil { // make the rename durable
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(p, b, 0o644)
 }
