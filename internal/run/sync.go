@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/discover"
@@ -119,7 +121,11 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 		s.o.Parallel = 2
 	}
 	if s.o.NewBuilder == nil {
-		s.o.NewBuilder = func(addr string) build.Builder { return build.NewBuildKit(addr) }
+		kc, err := targetKeychain(cfg.Target, authn.DefaultKeychain)
+		if err != nil {
+			return rep, err
+		}
+		s.o.NewBuilder = func(addr string) build.Builder { return build.NewBuildKit(addr, build.WithKeychain(kc)) }
 	}
 	if s.o.LogDir == "" {
 		s.o.LogDir = filepath.Join(cfg.Cache.Dir, "logs")
