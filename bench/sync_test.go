@@ -26,12 +26,8 @@ func sync1(b *testing.B, path string, apps ...string) run.Report {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(apps) > 0 {
-		var keep []*config.App
-		for _, a := range apps {
-			keep = append(keep, cfg.App(a))
-		}
-		cfg.Apps = keep
+	if err := cfg.Select(apps...); err != nil {
+		b.Fatal(err)
 	}
 	rep, err := run.Sync(context.Background(), cfg, run.SyncOptions{Parallel: 4})
 	if err != nil || rep.Failed() {

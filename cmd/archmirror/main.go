@@ -119,18 +119,9 @@ func (g *globals) loadConfig() (*config.Config, error) {
 		}
 		return nil, usage(err)
 	}
-	if len(g.apps) == 0 {
-		return cfg, nil
+	if err := cfg.Select(g.apps...); err != nil {
+		return nil, usage(fmt.Errorf("--app: %w", err))
 	}
-	var keep []*config.App
-	for _, name := range g.apps {
-		a := cfg.App(name)
-		if a == nil {
-			return nil, usage(fmt.Errorf("--app %q: no such app in %s", name, g.config))
-		}
-		keep = append(keep, a)
-	}
-	cfg.Apps = keep
 	return cfg, nil
 }
 

@@ -102,7 +102,7 @@ func TestPlanExitCodes(t *testing.T) {
 	}{
 		{"bad config names file, line and field", []string{"plan", "-c", bad}, exitUsage, "bad.yaml:4: apps.a.source.inclde: unknown field"},
 		{"missing config", []string{"plan", "-c", filepath.Join(dir, "nope.yaml")}, exitUsage, "no such file"},
-		{"unknown app", []string{"plan", "-c", "../../examples/mirror.yaml", "--app", "nope"}, exitUsage, `--app "nope": no such app`},
+		{"unknown app", []string{"plan", "-c", "../../examples/mirror.yaml", "--app", "nope"}, exitUsage, `--app: no app "nope" in ../../examples/mirror.yaml`},
 		{"bad format", []string{"plan", "-c", bad, "--format", "yaml"}, exitUsage, `--format "yaml"`},
 		{"stage without matrix", []string{"plan", "-c", bad, "--stage", "1"}, exitUsage, "--stage goes with --format github-matrix"},
 		{"unknown flag", []string{"plan", "--frobnicate"}, exitUsage, "unknown flag"},

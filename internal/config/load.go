@@ -682,3 +682,20 @@ func (c *Config) App(name string) *App {
 	}
 	return nil
 }
+
+// Select keeps only the named apps, in the order given. An unknown name is an error naming it.
+func (c *Config) Select(names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	keep := make([]*App, 0, len(names))
+	for _, n := range names {
+		a := c.App(n)
+		if a == nil {
+			return fmt.Errorf("no app %q in %s", n, c.Path)
+		}
+		keep = append(keep, a)
+	}
+	c.Apps = keep
+	return nil
+}

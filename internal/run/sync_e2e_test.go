@@ -50,12 +50,8 @@ func (e *e2e) sync(t *testing.T, apps ...string) Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(apps) > 0 {
-		var keep []*config.App
-		for _, a := range apps {
-			keep = append(keep, cfg.App(a))
-		}
-		cfg.Apps = keep
+	if err := cfg.Select(apps...); err != nil {
+		t.Fatal(err)
 	}
 	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4})
 	if err != nil {
