@@ -6,6 +6,7 @@ set -euo pipefail
 
 BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.34.2}
 CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
+COSIGN_VERSION=${COSIGN_VERSION:-v3.1.3}
 TOOLS=${ARCHMIRROR_TOOLS:-$HOME/.cache/archmirror/bin}
 DEBS=${ARCHMIRROR_DEBS:-$HOME/.cache/archmirror/debs}
 mkdir -p "$TOOLS"
@@ -91,6 +92,7 @@ for w in $want; do
 		;;
 	debs) download_debs ;;
 	crane) go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" ;;
+	cosign) go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_VERSION" ;; # ~8 min cold
 	*) log "unknown component $w" && exit 2 ;;
 	esac
 done
