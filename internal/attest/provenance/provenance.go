@@ -1,0 +1,350 @@
+// Package provenance builds the in-toto statements archmirror attaches to what it publishes:
+// SLSA v1 build provenance for each built image, and the mirror predicate
+// (MirrorPredicateType, documented in docs/mirror-predicate.md) for each published index.
+//
+// Statements are returned unsigned; internal/attest/sign wraps them in DSSE envelopes.
+package provenance
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
+	intoto "github.com/in-toto/attestation/go/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// SLSAPredicateType is the predicateType of SLSA v1 provenance.
+const SLSAPredicateType = "https://slsa.dev/provenance/v1"
+
+// BuildType identifies how archmirror builds: one BuildKit dockerfile.v0 solve of an upstream
+// source at a ref, with archmirror's Dockerfile patches and build args, for one platform.
+// Its externalParameters are described on Build.
+const BuildType = "https://archmirror.dev/buildtypes/buildkit-dockerfile/v1"
+
+// BuilderIDPrefix is runDetails.builder.id without the BuildKit version ("@v0.34.2").
+const BuilderIDPrefix = "https://archmirror.dev/builder/buildkit"
+
+// Build is what went into one image build. Plain values, so callers need not know in-toto.
+type Build struct {
+	App         string // config app name ("mattermost")
+	Component   string // config component name ("server")
+	Version     string // the mirrored version and image tag ("10.3.1")
+	UpstreamTag string // the upstream tag ("v10.3.1")
+	Platform    string // "linux/arm64"
+
+	SourceURL    string // git URL or local directory of the build context
+	SourceRef    string // the ref checked out ("refs/tags/v10.3.1" or "v10.3.1")
+	SourceCommit string // 40-hex git commit the ref resolved to; "" when not known
+	Dockerfile   string // relative to the context
+	Patches      []string
+	Args         map[string]string // build args; redacted with Redact before they are recorded
+
+	BaseImages []BaseImage // images the Dockerfile's FROM lines resolved to
+	Artifacts  []Artifact  // release files downloaded during the build
+
+	BuilderEndpoint string // BuildKit address (recorded as an internal parameter, userinfo stripped)
+	BuilderVersion  string // BuildKit version, part of the builder id ("v0.34.2")
+
+	InvocationID      string // the run's job id
+	Started, Finished time.Time
+	ArchmirrorVersion string
+}
+
+// BaseImage is a resolved FROM image.
+type BaseImage struct {
+	Ref    string // as written or resolved ("docker.io/library/alpine:3.20")
+	Digest string // "sha256:<hex>" of what was pulled (index or manifest)
+}
+
+// Artifact is a downloaded file.
+type Artifact struct {
+	URI    string `json:"uri"`
+	SHA256 string `json:"sha256,omitempty"` // hex, or "sha256:<hex>"; "" when not known
+}
+
+// externalParameters is the documented shape of BuildType's externalParameters.
+type externalParameters struct {
+	App         string            `json:"app"`
+	Component   string            `json:"component,omitempty"`
+	Version     string            `json:"version"`
+	UpstreamTag string            `json:"upstreamTag,omitempty"`
+	Platform    string            `json:"platform"`
+	Source      source            `json:"source"`
+	Dockerfile  string            `json:"dockerfile,omitempty"`
+	Patches     []string          `json:"patches,omitempty"`
+	BuildArgs   map[string]string `json:"buildArgs,omitempty"`
+}
+
+type source struct {
+	URL string `json:"url"`
+	Ref string `json:"ref,omitempty"`
+}
+
+type internalParameters struct {
+	BuilderEndpoint   string `json:"builderEndpoint,omitempty"`
+	ArchmirrorVersion string `json:"archmirrorVersion,omitempty"`
+}
+
+// Statement returns the SLSA v1 provenance statement for an image built from b. subjectName is
+// the image's repository ("ghcr.io/acme/mirror/mattermost"), subjectDigest its manifest digest.
+// Build args are passed through Redact, and URL passwords are stripped.
+func Statement(subjectName string, subjectDigest v1.Hash, b Build) (*intoto.Statement, error) {
+	if b.App == "" || b.Version == "" || b.Platform == "" || b.SourceURL == "" {
+		return nil, errors.New("provenance: app, version, platform and source URL are required")
+	}
+	ext, err := toStruct(externalParameters{
+		App:         b.App,
+		Component:   b.Component,
+		Version:     b.Version,
+		UpstreamTag: b.UpstreamTag,
+		Platform:    b.Platform,
+		Source:      source{URL: RedactValue(b.SourceURL), Ref: b.SourceRef},
+		Dockerfile:  b.Dockerfile,
+		Patches:     b.Patches,
+		BuildArgs:   Redact(b.Args),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provenance: external parameters: %w", err)
+	}
+	internal, err := toStruct(internalParameters{
+		BuilderEndpoint:   RedactValue(b.BuilderEndpoint),
+		ArchmirrorVersion: b.ArchmirrorVersion,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provenance: internal parameters: %w", err)
+	}
+	deps, err := resolvedDependencies(b)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+
+	builderID := BuilderIDPrefix
+	if b.BuilderVersion != "" {
+		builderID += "@" + b.BuilderVersion
+	}
+	builder := &slsa.Builder{Id: builderID}
+	if b.BuilderVersion != "" || b.ArchmirrorVersion != "" {
+		builder.Version = map[string]string{}
+		if b.BuilderVersion != "" {
+			builder.Version["buildkit"] = b.BuilderVersion
+		}
+		if b.ArchmirrorVersion != "" {
+			builder.Version["archmirror"] = b.ArchmirrorVersion
+		}
+	}
+	meta := &slsa.BuildMetadata{InvocationId: b.InvocationID}
+	if !b.Started.IsZero() {
+		meta.StartedOn = timestamppb.New(b.Started.UTC())
+	}
+	if !b.Finished.IsZero() {
+		meta.FinishedOn = timestamppb.New(b.Finished.UTC())
+	}
+	if !b.Started.IsZero() && !b.Finished.IsZero() && b.Finished.Before(b.Started) {
+		return nil, errors.New("provenance: finished before started")
+	}
+
+	pred := &slsa.Provenance{
+		BuildDefinition: &slsa.BuildDefinition{
+			BuildType:            BuildType,
+			ExternalParameters:   ext,
+			InternalParameters:   internal,
+			ResolvedDependencies: deps,
+		},
+		RunDetails: &slsa.RunDetails{Builder: builder, Metadata: meta},
+	}
+	if err := pred.Validate(); err != nil {
+		return nil, fmt.Errorf("provenance: %w", err)
+	}
+	return statement(subjectName, subjectDigest, SLSAPredicateType, pred)
+}
+
+var gitCommitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+func resolvedDependencies(b Build) ([]*intoto.ResourceDescriptor, error) {
+	var deps []*intoto.ResourceDescriptor
+
+	src := &intoto.ResourceDescriptor{Name: "source", Uri: sourceURI(RedactValue(b.SourceURL), b.SourceRef)}
+	if b.SourceCommit != "" {
+		c := strings.ToLower(b.SourceCommit)
+		if !gitCommitRE.MatchString(c) {
+			return nil, fmt.Errorf("source commit %q is not a 40-hex git commit", b.SourceCommit)
+		}
+		src.Digest = map[string]string{string(intoto.AlgorithmGitCommit): c}
+	}
+	deps = append(deps, src)
+
+	for _, bi := range b.BaseImages {
+		rd := &intoto.ResourceDescriptor{Uri: bi.Ref}
+		if bi.Digest != "" {
+			h, err := v1.NewHash(bi.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("base image %s: %w", bi.Ref, err)
+			}
+			rd.Digest = map[string]string{h.Algorithm: h.Hex}
+		}
+		if rd.Uri == "" && rd.Digest == nil {
+			return nil, errors.New("base image with neither reference nor digest")
+		}
+		deps = append(deps, rd)
+	}
+
+	for _, a := range b.Artifacts {
+		if a.URI == "" {
+			return nil, errors.New("downloaded artifact without URI")
+		}
+		rd := &intoto.ResourceDescriptor{Uri: RedactValue(a.URI)}
+		if a.SHA256 != "" {
+			h := strings.ToLower(strings.TrimPrefix(a.SHA256, "sha256:"))
+			if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
+				return nil, fmt.Errorf("artifact %s: sha256 %q is not 64 hex digits", a.URI, a.SHA256)
+			}
+			rd.Digest = map[string]string{string(intoto.AlgorithmSHA256): h}
+		}
+		deps = append(deps, rd)
+	}
+	return deps, nil
+}
+
+// sourceURI is the SLSA convention for git sources: "git+https://host/repo@ref". Local
+// directories and URLs that already name git keep their form.
+func sourceURI(u, ref string) string {
+	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "ssh://") {
+		u = "git+" + u
+	}
+	if ref != "" {
+		u += "@" + ref
+	}
+	return u
+}
+
+// statement wraps a predicate (a proto message or any JSON-marshalable value) in an in-toto v1
+// statement about one subject, and validates it.
+func statement(subjectName string, d v1.Hash, predicateType string, pred any) (*intoto.Statement, error) {
+	if subjectName == "" {
+		return nil, errors.New("provenance: empty subject name")
+	}
+	if d.Algorithm == "" || d.Hex == "" {
+		return nil, errors.New("provenance: empty subject digest")
+	}
+	ps, err := toStruct(pred)
+	if err != nil {
+		return nil, fmt.Errorf("provenance: predicate: %w", err)
+	}
+	st := &intoto.Statement{
+		Type: intoto.StatementTypeUri,
+		Subject: []*intoto.ResourceDescriptor{{
+			Name:   subjectName,
+			Digest: map[string]string{d.Algorithm: d.Hex},
+		}},
+		PredicateType: predicateType,
+		Predicate:     ps,
+	}
+	if err := st.Validate(); err != nil {
+		return nil, fmt.Errorf("provenance: statement: %w", err)
+	}
+	return st, nil
+}
+
+// toStruct converts a proto message or a JSON-marshalable value to a structpb.Struct.
+func toStruct(v any) (*structpb.Struct, error) {
+	var (
+		b   []byte
+		err error
+	)
+	if m, ok := v.(proto.Message); ok {
+		b, err = protojson.Marshal(m)
+	} else {
+		b, err = json.Marshal(v)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal(b, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// JSON returns a statement's canonical-enough JSON (in-toto field names, keys sorted, no
+// insignificant whitespace): the payload to sign. protojson's own output is deliberately
+// unstable, so it is re-encoded.
+func JSON(st *intoto.Statement) ([]byte, error) {
+	b, err := protojson.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("statement json: %w", err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("statement json: %w", err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("statement json: %w", err)
+	}
+	return out, nil
+}
+
+// Redacted is what a secret value is replaced with.
+const Redacted = "[redacted]"
+
+// secretNames are name fragments (compared upper-case) that make a build arg's value secret.
+var secretNames = []string{"TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL", "AUTH", "PRIVATE"}
+
+var (
+	// scheme://user:password@ anywhere in a value.
+	urlPasswordRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*):[^/@\s]*@`)
+	// Well-known token formats: GitHub (classic and fine-grained) and GitLab personal/project tokens.
+	tokenRE = regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,})`)
+)
+
+// Redact returns a copy of build args safe to record: a value whose name looks secret (contains
+// TOKEN, PASSWORD, PASSWD, SECRET, KEY, CREDENTIAL, AUTH or PRIVATE, any case) becomes
+// "[redacted]"; in other values, URL passwords and GitHub/GitLab tokens are replaced by
+// "[redacted]" (see RedactValue). An empty value stays empty; a nil map gives nil. A value whose
+// name looks secret is redacted whole, so long key or token blobs in it never survive.
+func Redact(args map[string]string) map[string]string {
+	if args == nil {
+		return nil
+	}
+	out := maps.Clone(args)
+	for k, v := range out {
+		if SecretName(k) {
+			if v != "" {
+				out[k] = Redacted
+			}
+			continue
+		}
+		out[k] = RedactValue(v)
+	}
+	return out
+}
+
+// SecretName reports whether a variable name looks like it holds a secret.
+func SecretName(name string) bool {
+	u := strings.ToUpper(name)
+	for _, s := range secretNames {
+		if strings.Contains(u, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// RedactValue replaces the password of any URL with userinfo ("https://u:[redacted]@host/") and
+// any GitHub or GitLab token in s with "[redacted]".
+func RedactValue(s string) string {
+	s = urlPasswordRE.ReplaceAllString(s, "${1}:"+Redacted+"@")
+	return tokenRE.ReplaceAllString(s, Redacted)
+}
