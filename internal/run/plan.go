@@ -63,7 +63,7 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 	var g errgroup.Group
 	g.SetLimit(orDefault(o.AppConcurrency, 8))
 	for i, app := range cfg.Apps {
-		apps[i] = plan.App{App: app, Repos: repos(cfg.Target, app)}
+		apps[i] = plan.App{App: app, Repos: repos(cfg.Target, tgt, app)}
 		g.Go(func() error {
 			opts := append([]discover.Option{
 				discover.WithCacheDir(filepath.Join(cfg.Cache.Dir, "http")),
@@ -125,14 +125,14 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 	return apps, nil
 }
 
-// repos names each component's repository in the target, for reports.
-func repos(t config.Target, app *config.App) map[string]string {
+// repos names each component's repository in the target, for reports ("oci:" marks a layout).
+func repos(t config.Target, tgt target.Target, app *config.App) map[string]string {
+	_, layout := t.Layout()
 	out := map[string]string{}
 	for _, c := range app.Components {
-		if dir, ok := t.Layout(); ok {
-			out[c.Name] = "oci:" + filepath.Join(dir, c.Name)
-		} else {
-			out[c.Name] = t.Registry + "/" + c.Name
+		out[c.Name] = tgt.Ref(c.Name)
+		if layout {
+			out[c.Name] = "oci:" + out[c.Name]
 		}
 	}
 	return out

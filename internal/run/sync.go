@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -133,7 +134,7 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 	rep.LogDir = filepath.Join(s.o.LogDir, rep.Started.Format("20060102T150405Z"))
 	s.logDir = rep.LogDir
 	s.run(ctx, rep.Plan)
-	s.convergeLatest(ctx, rep.Plan)
+	s.convergeLatest(ctx)
 	s.sortResults(rep.Plan)
 	rep.Jobs, rep.Units = s.jobs, s.units
 	rep.Finished = time.Now().UTC()
@@ -141,25 +142,25 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 }
 
 type syncer struct {
-	cfg  *config.Config
-	tgt  target.Target
-	o    SyncOptions
-	pub  *publish.Publisher
-	apps []plan.App
-	log  interface {
-		Info(string, ...any)
-		Error(string, ...any)
-		Warn(string, ...any)
-	}
+	cfg    *config.Config
+	tgt    target.Target
+	o      SyncOptions
+	pub    *publish.Publisher
+	apps   []plan.App
+	log    *slog.Logger
 	logDir string
 
 	mu       sync.Mutex
+	indexes  map[unitKey]string // complete index digests: the plan's, and what this run published
 	jobs     []JobResult
 	units    []UnitResult
 	builders map[string]build.Builder
 	sem      chan struct{}            // --parallel
 	nodeSem  map[string]chan struct{} // --per-builder, by endpoint
 }
+
+// unitKey names one version of one component of an app.
+type unitKey struct{ App, Component, Version string }
 
 // unit is one version of one component: its jobs, then its publication.
 type unit struct {
@@ -168,20 +169,37 @@ type unit struct {
 	version discover.Version
 	jobs    []plan.Job
 	deps    []*unit
-	done    chan struct{}
-	ok      bool   // published (or already complete) once done is closed
-	digest  string // the version's index once ok
+	done    chan struct{} // closed when the unit is published or has failed
+}
+
+func (u *unit) key() unitKey { return unitKey{u.app.App.Name, u.comp.Name, u.version.Version} }
+
+// index returns the digest of a complete index for k, if the target has one.
+func (s *syncer) index(k unitKey) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.indexes[k]
+	return d, ok
 }
 
 func (s *syncer) run(ctx context.Context, p plan.Plan) {
 	s.sem = make(chan struct{}, s.o.Parallel)
 	s.builders = map[string]build.Builder{}
 	s.nodeSem = map[string]chan struct{}{}
-	units := map[string]*unit{}
+	s.indexes = map[unitKey]string{}
+	for _, a := range p.Apps {
+		for _, v := range a.Versions {
+			for _, c := range v.Components {
+				if c.Status == plan.Complete {
+					s.indexes[unitKey{a.Name, c.Component, v.Version}] = c.Digest
+				}
+			}
+		}
+	}
+	units := map[unitKey]*unit{}
 	var order []*unit
-	key := func(app, comp, version string) string { return app + "\x00" + comp + "\x00" + version }
 	for _, j := range p.Jobs {
-		k := key(j.App, j.Component, j.Version)
+		k := unitKey{j.App, j.Component, j.Version}
 		u, ok := units[k]
 		if !ok {
 			a := s.app(j.App)
@@ -194,7 +212,7 @@ func (s *syncer) run(ctx context.Context, p plan.Plan) {
 	for _, u := range order {
 		deps, _ := u.comp.Dependencies()
 		for _, d := range deps {
-			if du, ok := units[key(u.app.App.Name, d, u.version.Version)]; ok {
+			if du, ok := units[unitKey{u.app.App.Name, d, u.version.Version}]; ok {
 				u.deps = append(u.deps, du)
 			}
 		}
@@ -214,7 +232,7 @@ func (s *syncer) run(ctx context.Context, p plan.Plan) {
 func (s *syncer) runUnit(ctx context.Context, u *unit) {
 	for _, d := range u.deps {
 		<-d.done
-		if !d.ok {
+		if _, ok := s.index(d.key()); !ok {
 			s.skip(u, fmt.Sprintf("dependency %s %s was not published", d.comp.Name, d.version.Version))
 			return
 		}
@@ -257,8 +275,11 @@ func (s *syncer) runUnit(ctx context.Context, u *unit) {
 		ur.Error = err.Error()
 		s.log.Error("publish failed", "app", ur.App, "component", ur.Component, "version", ur.Version, "err", err)
 	} else {
-		u.ok = res.Status == publish.Published || res.Status == publish.Repaired || res.Status == publish.Unchanged
-		u.digest = res.Digest
+		if res.Status == publish.Published || res.Status == publish.Repaired || res.Status == publish.Unchanged {
+			s.mu.Lock()
+			s.indexes[u.key()] = res.Digest
+			s.mu.Unlock()
+		}
 		s.log.Info("published", "repo", s.tgt.Ref(u.comp.Name), "version", ur.Version, "status", res.Status, "digest", res.Digest, "latest", res.Latest)
 	}
 	s.mu.Lock()
@@ -382,8 +403,8 @@ func (s *syncer) spec(u *unit, j plan.Job, refs config.RefFunc) (build.Spec, err
 		JobID: j.ID, Platform: p, Context: s.resolveContext(ctxText), Dockerfile: c.Dockerfile,
 		Patches: c.Patches, Args: args, Labels: s.annotations(u.app.App, c, u.version),
 	}
-	if dir, ok := s.cfg.Target.Layout(); ok {
-		spec.Layout = filepath.Join(dir, c.Name)
+	if _, ok := s.cfg.Target.Layout(); ok {
+		spec.Layout = s.tgt.Ref(c.Name)
 	} else {
 		spec.Push, spec.Insecure = s.tgt.Ref(c.Name), s.tgt.Insecure()
 		if c.Cache == "registry" {
@@ -407,36 +428,10 @@ func (s *syncer) ref(u *unit, name string) (string, error) {
 	if _, ok := s.cfg.Target.Layout(); ok {
 		return "", fmt.Errorf("{{ref %q}}: component references need a registry target (BuildKit pulls the base from it)", name)
 	}
-	for _, d := range u.deps {
-		if d.comp.Name == name && d.ok {
-			return s.tgt.Ref(name) + "@" + d.digest, nil
-		}
-	}
-	for _, a := range s.apps {
-		if a.App != u.app.App {
-			continue
-		}
-		if st, ok := a.States[plan.Key{Component: name, Version: u.version.Version}]; ok && st.Exists {
-			if missing := missingPlatforms(st, a.App.Platforms); len(missing) == 0 {
-				return s.tgt.Ref(name) + "@" + st.Digest, nil
-			}
-		}
+	if d, ok := s.index(unitKey{u.app.App.Name, name, u.version.Version}); ok {
+		return s.tgt.Ref(name) + "@" + d, nil
 	}
 	return "", fmt.Errorf("{{ref %q}}: %s %s is not published", name, name, u.version.Version)
-}
-
-func missingPlatforms(st target.State, want []platform.Platform) []string {
-	have := map[string]bool{}
-	for _, p := range st.Platforms {
-		have[p] = true
-	}
-	var out []string
-	for _, w := range want {
-		if !have[w.String()] {
-			out = append(out, w.String())
-		}
-	}
-	return out
 }
 
 var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -514,30 +509,17 @@ func version(a *plan.App, v string) discover.Version {
 // does not step through lower versions as they finish, a failed highest version leaves latest
 // on the best complete one, and a run that stopped between tagging a version and moving latest
 // is finished by the next one. Publish never moves latest backwards.
-func (s *syncer) convergeLatest(ctx context.Context, p plan.Plan) {
-	complete := map[string]bool{} // app, component, version
-	key := func(app, comp, v string) string { return app + "\x00" + comp + "\x00" + v }
-	for _, a := range p.Apps {
-		for _, v := range a.Versions {
-			for _, c := range v.Components {
-				if c.Status == plan.Complete {
-					complete[key(a.Name, c.Component, v.Version)] = true
-				}
-			}
-		}
-	}
-	for _, u := range s.units {
-		if u.Error == "" && (u.Status == publish.Published || u.Status == publish.Repaired || u.Status == publish.Unchanged) {
-			complete[key(u.App, u.Component, u.Version)] = true
-		}
-	}
+func (s *syncer) convergeLatest(ctx context.Context) {
 	for i := range s.apps {
 		a := &s.apps[i]
 		if a.Err != nil {
 			continue
 		}
 		for _, c := range a.App.Components {
-			best := highestStable(a.Discovery.Versions, func(v string) bool { return complete[key(a.App.Name, c.Name, v)] })
+			best := highestStable(a.Discovery.Versions, func(v string) bool {
+				_, ok := s.index(unitKey{a.App.Name, c.Name, v})
+				return ok
+			})
 			if best == "" {
 				continue
 			}
@@ -578,14 +560,12 @@ func (s *syncer) sortResults(p plan.Plan) {
 		pos[j.ID] = i
 	}
 	slices.SortStableFunc(s.jobs, func(a, b JobResult) int { return pos[a.ID] - pos[b.ID] })
-	first := map[string]int{}
-	for i, j := range p.Jobs {
-		k := j.App + "\x00" + j.Component + "\x00" + j.Version
-		if _, ok := first[k]; !ok {
-			first[k] = i
-		}
+	first := map[unitKey]int{}
+	for i := len(p.Jobs) - 1; i >= 0; i-- { // backwards: each unit ends on its first job
+		j := p.Jobs[i]
+		first[unitKey{j.App, j.Component, j.Version}] = i
 	}
 	slices.SortStableFunc(s.units, func(a, b UnitResult) int {
-		return first[a.App+"\x00"+a.Component+"\x00"+a.Version] - first[b.App+"\x00"+b.Component+"\x00"+b.Version]
+		return first[unitKey{a.App, a.Component, a.Version}] - first[unitKey{b.App, b.Component, b.Version}]
 	})
 }
