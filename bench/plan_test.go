@@ -34,10 +34,7 @@ func world(b *testing.B) (cfgText func(cacheDir string) []byte, up *fakeupstream
 	b.Helper()
 	reg := testenv.Registry(b) + "/bench"
 	fx := fakeupstream.Fixture{GitHub: map[string][]fakeupstream.Release{}}
-	base, err := fixture.Index("linux/amd64", "linux/arm64")
-	if err != nil {
-		b.Fatal(err)
-	}
+	base := testenv.Index(b, "linux/amd64", "linux/arm64")
 	var y strings.Builder
 	for a := range apps {
 		app := fmt.Sprintf("app%02d", a)

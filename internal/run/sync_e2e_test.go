@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,32 +105,43 @@ func variant(v string) string {
 	return "/" + v
 }
 
+// extract writes the named files of img's filesystem under dir and returns their contents.
+func extract(t *testing.T, img v1.Image, dir string, names ...string) map[string][]byte {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	out := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(names, h.Name) {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[h.Name] = b
+		p := filepath.Join(dir, h.Name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // runProgram extracts the fixture program from an image and runs it (arm64 through qemu's
 // binfmt registration), returning its ELF machine and output.
 func runProgram(t *testing.T, img v1.Image) (elf.Machine, string) {
 	t.Helper()
 	dir := t.TempDir()
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name != "opt/hello/bin/hello" && h.Name != "opt/hello/VERSION" {
-			continue
-		}
-		p := filepath.Join(dir, h.Name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		b, _ := io.ReadAll(tr)
-		if err := os.WriteFile(p, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	extract(t, img, dir, "opt/hello/bin/hello", "opt/hello/VERSION")
 	bin := filepath.Join(dir, "opt/hello/bin/hello")
 	f, err := elf.Open(bin)
 	if err != nil {
@@ -194,7 +206,7 @@ func TestSyncEndToEnd(t *testing.T) {
 	// The fork carries the fork's binary (patched in by insert-after + replace).
 	fork, _ := e.index(t, "hello-fork", "2.1.0")
 	forkImg, _ := fork.Image(platformsOf(t, fork)["linux/arm64"])
-	if _, out := runProgramScript(t, forkImg); out != "hello-fork 2.1.0" {
+	if out := forkEcho(t, forkImg); out != "hello-fork 2.1.0" {
 		t.Errorf("hello-fork runs %q", out)
 	}
 	// twostep's app is built FROM its own version's base, by digest.
@@ -240,26 +252,19 @@ func TestSyncEndToEnd(t *testing.T) {
 	}
 }
 
-// runProgramScript runs the fork's program, a shell script, through the image's busybox.
-func runProgramScript(t *testing.T, img v1.Image) (string, string) {
+// forkEcho reads the fork's program, a shell script ("echo hello-fork V"), from the image and
+// returns what it would print.
+func forkEcho(t *testing.T, img v1.Image) string {
 	t.Helper()
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatalf("no /opt/hello/bin/hello in the fork image: %v", err)
-		}
-		if h.Name == "opt/hello/bin/hello" {
-			b, _ := io.ReadAll(tr)
-			s := string(b)
-			if i := strings.Index(s, "echo "); i >= 0 {
-				return s, strings.TrimSpace(s[i+5:])
-			}
-			return s, ""
-		}
+	script, ok := extract(t, img, t.TempDir(), "opt/hello/bin/hello")["opt/hello/bin/hello"]
+	if !ok {
+		t.Fatal("no /opt/hello/bin/hello in the fork image")
 	}
+	s := string(script)
+	if i := strings.Index(s, "echo "); i >= 0 {
+		return strings.TrimSpace(s[i+5:])
+	}
+	return ""
 }
 
 // retagWithout re-publishes repo:tag as an index without one platform (an interrupted or
