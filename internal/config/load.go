@@ -529,7 +529,7 @@ func (c *checker) require(n *yaml.Node, path string, reqs []Require) {
 }
 
 func checkURLTemplate(t *Template) error {
-	s, err := t.Render(Data{Version: "1.0.0", Tag: "v1.0.0", Arch: "amd64", OS: "linux", Platform: "linux/amd64"}, nil)
+	s, err := t.Render(sampleData, nil)
 	if err != nil {
 		return err
 	}
@@ -589,6 +589,7 @@ func (c *checker) components(n *yaml.Node, appNode *yaml.Node, appPath string, t
 				c.at(nodeOr(argsNode, a), cpath+".args."+a, "not a build argument name")
 			}
 		}
+		comp.deps, comp.depsErr = comp.dependencies()
 		deps, err := comp.Dependencies()
 		if err != nil {
 			c.at(v, cpath, "%v", err)
@@ -611,8 +612,11 @@ func (c *checker) components(n *yaml.Node, appNode *yaml.Node, appPath string, t
 	return out
 }
 
-// Dependencies are the components this one needs first: depends: plus every {{ref "x"}}.
-func (c *Component) Dependencies() ([]string, error) {
+// Dependencies are the components this one needs first: depends: plus every {{ref "x"}}, as
+// the loader worked them out (the templates are trial-run once, at load).
+func (c *Component) Dependencies() ([]string, error) { return c.deps, c.depsErr }
+
+func (c *Component) dependencies() ([]string, error) {
 	set := map[string]bool{}
 	for _, d := range c.Depends {
 		set[d] = true

@@ -19,6 +19,9 @@ type Data struct {
 	Platform string
 }
 
+// sampleData is what templates are trial-run with when the config loads.
+var sampleData = Data{Version: "1.0.0", Tag: "v1.0.0", Arch: "amd64", OS: "linux", Platform: "linux/amd64"}
+
 // RefFunc resolves {{ref "component"}} to a digest reference of that component's image of the
 // same version.
 type RefFunc func(component string) (string, error)
@@ -120,7 +123,7 @@ func (t *Template) Refs() ([]string, error) {
 		return nil, nil
 	}
 	seen := map[string]bool{}
-	_, err := t.Render(Data{Version: "1.0.0", Tag: "v1.0.0", Arch: "amd64", OS: "linux", Platform: "linux/amd64"},
+	_, err := t.Render(sampleData,
 		func(c string) (string, error) { seen[c] = true; return "registry.invalid/x@sha256:0", nil })
 	if err != nil {
 		return nil, err

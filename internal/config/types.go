@@ -141,7 +141,9 @@ type Component struct {
 	Depends    []string             `yaml:"depends"` // extra ordering; {{ref "x"}} in args adds x
 	Cache      string               `yaml:"cache"`   // "" or "registry"
 
-	Line int `yaml:"-"`
+	Line    int      `yaml:"-"`
+	deps    []string // see Dependencies
+	depsErr error
 }
 
 // Patch is one Dockerfile edit. Exactly one kind is set.
