@@ -1,8 +1,7 @@
 package sign
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +32,7 @@ func cosignBinary(t *testing.T) string {
 }
 
 // TestCosignInterop checks against the real CLI that a `cosign generate-key-pair` key opens with
-// LoadKey, and that `cosign verify-blob` accepts what Sign writes.
+// LoadKey, and that `cosign verify-blob-attestation` accepts the bundles a key Signer writes.
 func TestCosignInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the cosign CLI")
@@ -62,7 +61,7 @@ func TestCosignInterop(t *testing.T) {
 	if _, err := LoadKey(keyPEM, static("wrong")); err == nil {
 		t.Fatal("cosign key opened with a wrong password")
 	}
-	sv, err := LoadKey(keyPEM, static(password))
+	k, err := LoadKey(keyPEM, static(password))
 	if err != nil {
 		t.Fatalf("LoadKey(cosign.key): %v", err)
 	}
@@ -72,7 +71,7 @@ func TestCosignInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ourPub, err := PublicKeyPEM(sv)
+	ourPub, err := k.PublicKeyPEM()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,32 +87,25 @@ func TestCosignInterop(t *testing.T) {
 		t.Fatalf("public keys differ: %v", err)
 	}
 
+	// A bundle about a blob verifies with cosign verify-blob-attestation (new bundle format,
+	// cosign v3's default).
 	blob := []byte("archmirror interop blob\n")
-	sig, err := Sign(sv, blob)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(filepath.Join(dir, "blob"), blob, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "blob.sig"), sig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run("verify-blob", "--key", "cosign.pub", "--signature", "blob.sig", "--insecure-ignore-tlog=true", "blob")
-
-	// A DSSE attestation about the blob verifies with cosign verify-blob-attestation.
-	sum := sha256.Sum256(blob)
-	stmt := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"blob","digest":{"sha256":"` +
-		hex.EncodeToString(sum[:]) + `"}}],"predicateType":"https://archmirror.dev/attestations/mirror/v1","predicate":{"upstream":{"version":"1"}}}`)
-	env, err := DSSE(sv, InTotoPayloadType, stmt)
+	const mirrorType = "https://archmirror.dev/attestations/mirror/v1"
+	bundle, err := NewKeySigner(k).Bundle(context.Background(), statement(t, digestOf(string(blob)), mirrorType))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "att.json"), env, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "att.bundle"), bundle, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run("verify-blob-attestation", "--key", "cosign.pub", "--signature", "att.json",
-		"--type", "https://archmirror.dev/attestations/mirror/v1", "--insecure-ignore-tlog=true", "blob")
+	verifyArgs := func(pub string) []string {
+		return []string{"verify-blob-attestation", "--key", pub, "--bundle", "att.bundle",
+			"--type", mirrorType, "--insecure-ignore-tlog=true", "blob"}
+	}
+	run(verifyArgs("cosign.pub")...)
 
 	// And the CLI refuses it with another key.
 	other := t.TempDir()
@@ -123,10 +115,9 @@ func TestCosignInterop(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
 	}
-	cmd = exec.Command(cosign, "verify-blob", "--key", filepath.Join(other, "cosign.pub"),
-		"--signature", "blob.sig", "--insecure-ignore-tlog=true", "blob")
+	cmd = exec.Command(cosign, verifyArgs(filepath.Join(other, "cosign.pub"))...)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err == nil {
-		t.Fatalf("cosign verify-blob accepted a signature with another key:\n%s", out)
+		t.Fatalf("cosign verify-blob-attestation accepted a bundle with another key:\n%s", out)
 	}
 }

@@ -2,28 +2,26 @@ package sign
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
-	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
-	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
 func pkcs8PEM(t *testing.T, k crypto.PrivateKey) []byte {
@@ -48,6 +46,26 @@ func cosignPEM(t *testing.T, k crypto.PrivateKey, pemType string, password []byt
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: enc})
+}
+
+func digestOf(s string) v1.Hash {
+	sum := sha256.Sum256([]byte(s))
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+}
+
+// statement is a minimal in-toto statement about d.
+func statement(t *testing.T, d v1.Hash, predicateType string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []map[string]any{{"name": "registry.example/app", "digest": map[string]string{d.Algorithm: d.Hex}}},
+		"predicateType": predicateType,
+		"predicate":     map[string]any{"hello": "world"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func static(pw string) func() ([]byte, error) {
@@ -101,74 +119,93 @@ func TestLoadKeyFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sv, err := LoadKey(tt.pem, tt.pw)
+			k, err := LoadKey(tt.pem, tt.pw)
 			if err != nil {
 				t.Fatalf("LoadKey: %v", err)
 			}
-			pub, err := sv.PublicKey()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cryptoutils.EqualKeys(pub, tt.pub); err != nil {
+			if err := cryptoutils.EqualKeys(k.GetPublicKey(), tt.pub); err != nil {
 				t.Fatalf("public key: %v", err)
 			}
-			payload := []byte("payload for " + tt.name)
-			sig, err := Sign(sv, payload)
-			if err != nil {
-				t.Fatalf("Sign: %v", err)
-			}
-			if err := Verify(sv, payload, sig); err != nil {
-				t.Fatalf("Verify own signature: %v", err)
-			}
-			if err := Verify(sv, append(payload, '!'), sig); err == nil {
-				t.Fatal("Verify accepted a changed payload")
-			}
-			// The public key PEM alone verifies, as cosign.pub would.
-			pubPEM, err := PublicKeyPEM(sv)
+			// The public key PEM alone verifies what the key signs, as cosign.pub would.
+			pubPEM, err := k.PublicKeyPEM()
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.HasPrefix(pubPEM, []byte("-----BEGIN PUBLIC KEY-----")) {
 				t.Fatalf("PublicKeyPEM = %q", pubPEM)
 			}
-			parsed, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+			v, err := NewKeyVerifier(pubPEM)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := signature.LoadDefaultVerifier(parsed)
+			d := digestOf("image for " + tt.name)
+			b, err := NewKeySigner(k).Bundle(context.Background(), statement(t, d, "https://example.com/p/v1"))
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("Bundle: %v", err)
 			}
-			if err := Verify(v, payload, sig); err != nil {
-				t.Fatalf("Verify with public key PEM: %v", err)
+			st, err := v.Verify(b, d)
+			if err != nil {
+				t.Fatalf("Verify own bundle: %v", err)
+			}
+			if st.PredicateType != "https://example.com/p/v1" {
+				t.Fatalf("predicate type %q", st.PredicateType)
 			}
 		})
 	}
 }
 
-func TestVerifyOtherKeyFails(t *testing.T) {
+func TestVerifyFailures(t *testing.T) {
 	a, err := LoadKey(pkcs8PEM(t, mustP256(t)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadKey(pkcs8PEM(t, mustP256(t)), nil)
+	other, err := LoadKey(pkcs8PEM(t, mustP256(t)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := []byte("hello")
-	sig, err := Sign(a, payload)
+	d := digestOf("subject")
+	b, err := NewKeySigner(a).Bundle(context.Background(), statement(t, d, "https://example.com/p/v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(b, payload, sig); err == nil {
-		t.Fatal("a signature by key a verified with key b")
-	}
-	env, err := DSSE(a, InTotoPayloadType, payload)
+	aPub, _ := a.PublicKeyPEM()
+	otherPub, _ := other.PublicKeyPEM()
+	va, err := NewKeyVerifier(aPub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := VerifyDSSE(b, env); err == nil {
-		t.Fatal("a DSSE envelope by key a verified with key b")
+	vOther, err := NewKeyVerifier(otherPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := va.Verify(b, d); err != nil {
+		t.Fatalf("own key: %v", err)
+	}
+	if _, err := vOther.Verify(b, d); err == nil {
+		t.Error("a bundle by key a verified with key b")
+	}
+	if _, err := va.Verify(b, digestOf("another image")); err == nil {
+		t.Error("a bundle about one digest verified for another")
+	}
+	// A changed payload breaks the signature.
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	env := m["dsseEnvelope"].(map[string]any)
+	payload, _ := base64.StdEncoding.DecodeString(env["payload"].(string))
+	env["payload"] = base64.StdEncoding.EncodeToString(bytes.Replace(payload, []byte("p/v1"), []byte("p/v2"), 1))
+	tampered, _ := json.Marshal(m)
+	if _, err := va.Verify(tampered, d); err == nil {
+		t.Error("a tampered payload verified")
+	}
+	for name, in := range map[string][]byte{"not json": []byte("nope"), "empty": []byte("{}")} {
+		if _, err := va.Verify(in, d); err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+	if _, err := NewKeyVerifier([]byte("not a key")); err == nil {
+		t.Error("NewKeyVerifier accepted garbage")
 	}
 }
 
@@ -226,131 +263,5 @@ func TestLoadKeyErrors(t *testing.T) {
 		if _, err := LoadKey(in, static("x")); err == nil {
 			t.Errorf("%s: LoadKey succeeded", name)
 		}
-	}
-}
-
-func TestSimpleSigningPayload(t *testing.T) {
-	d, err := v1.NewHash("sha256:" + strings.Repeat("ab", 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := SimpleSigningPayload("ghcr.io/acme/mirror/mattermost", d, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Byte for byte what cosign (sigstore/sigstore pkg/signature/payload) writes.
-	want := `{"critical":{"identity":{"docker-reference":"ghcr.io/acme/mirror/mattermost"},` +
-		`"image":{"docker-manifest-digest":"sha256:` + strings.Repeat("ab", 32) + `"},` +
-		`"type":"cosign container image signature"},"optional":null}`
-	if string(got) != want {
-		t.Fatalf("payload\n got %s\nwant %s", got, want)
-	}
-
-	// And what sigstore's payload.Cosign (used by cosign sign) marshals.
-	ref, err := name.NewDigest("ghcr.io/acme/mirror/mattermost@" + d.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, err := json.Marshal(payload.Cosign{Image: ref, Annotations: map[string]any{"a": "1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours, err := SimpleSigningPayload("ghcr.io/acme/mirror/mattermost", d, map[string]string{"a": "1"})
-	if err != nil || !bytes.Equal(ours, theirs) {
-		t.Fatalf("payload\n got %s\nwant %s (%v)", ours, theirs, err)
-	}
-
-	got, err = SimpleSigningPayload("ghcr.io/acme/mirror/mattermost", d, map[string]string{"b": "2", "a": "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasSuffix(got, []byte(`"optional":{"a":"1","b":"2"}}`)) {
-		t.Fatalf("payload with annotations = %s", got)
-	}
-
-	if _, err := SimpleSigningPayload("", d, nil); err == nil {
-		t.Fatal("empty reference accepted")
-	}
-	if _, err := SimpleSigningPayload("x/y", v1.Hash{}, nil); err == nil {
-		t.Fatal("empty digest accepted")
-	}
-}
-
-func TestPAE(t *testing.T) {
-	// The example in the DSSE protocol spec.
-	got := PAE("http://example.com/HelloWorld", []byte("hello world"))
-	want := "DSSEv1 29 http://example.com/HelloWorld 11 hello world"
-	if string(got) != want {
-		t.Fatalf("PAE = %q, want %q", got, want)
-	}
-	if !bytes.Equal(got, ssldsse.PAE("http://example.com/HelloWorld", []byte("hello world"))) {
-		t.Fatal("PAE differs from go-securesystemslib's")
-	}
-	if got := PAE("", nil); string(got) != "DSSEv1 0  0 " {
-		t.Fatalf("empty PAE = %q", got)
-	}
-}
-
-func TestDSSE(t *testing.T) {
-	sv, err := LoadKey(pkcs8PEM(t, mustP256(t)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmt := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[]}`)
-	env, err := DSSE(sv, InTotoPayloadType, stmt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var e Envelope
-	if err := json.Unmarshal(env, &e); err != nil {
-		t.Fatal(err)
-	}
-	if e.PayloadType != InTotoPayloadType || len(e.Signatures) != 1 {
-		t.Fatalf("envelope = %+v", e)
-	}
-	payload, err := VerifyDSSE(sv, env)
-	if err != nil {
-		t.Fatalf("VerifyDSSE: %v", err)
-	}
-	if !bytes.Equal(payload, stmt) {
-		t.Fatalf("payload = %s", payload)
-	}
-
-	// sigstore's own DSSE verifier (what cosign verify-attestation uses) accepts it.
-	if err := sigdsse.WrapVerifier(sv).VerifySignature(bytes.NewReader(env), nil); err != nil {
-		t.Fatalf("sigstore dsse verifier: %v", err)
-	}
-	// And we accept what sigstore's DSSE signer (cosign attest) writes.
-	theirs, err := sigdsse.WrapSigner(sv, InTotoPayloadType).SignMessage(bytes.NewReader(stmt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err := VerifyDSSE(sv, theirs); err != nil || !bytes.Equal(p, stmt) {
-		t.Fatalf("VerifyDSSE(sigstore envelope) = %s, %v", p, err)
-	}
-
-	// Tampering with the payload or its type breaks the signature.
-	e.Payload = base64.StdEncoding.EncodeToString(append(stmt, ' '))
-	tampered, _ := json.Marshal(e)
-	if _, err := VerifyDSSE(sv, tampered); err == nil {
-		t.Fatal("tampered payload verified")
-	}
-	_ = json.Unmarshal(env, &e)
-	e.PayloadType = "application/json"
-	tampered, _ = json.Marshal(e)
-	if _, err := VerifyDSSE(sv, tampered); err == nil {
-		t.Fatal("changed payload type verified")
-	}
-	for name, in := range map[string]string{
-		"not json":      "nope",
-		"no signatures": `{"payloadType":"x","payload":"","signatures":[]}`,
-		"no type":       `{"payload":"","signatures":[{"sig":""}]}`,
-	} {
-		if _, err := VerifyDSSE(sv, []byte(in)); err == nil {
-			t.Errorf("%s: verified", name)
-		}
-	}
-	if _, err := DSSE(sv, "", stmt); err == nil {
-		t.Fatal("empty payload type accepted")
 	}
 }
