@@ -79,7 +79,8 @@ type externalParameters struct {
 	Component   string            `json:"component,omitempty"`
 	Version     string            `json:"version"`
 	UpstreamTag string            `json:"upstreamTag,omitempty"`
-	Platform    string            `json:"platform"`
+	Platform    string            `json:"platform,omitempty"`
+	Platforms   []string          `json:"platforms,omitempty"`
 	Source      source            `json:"source"`
 	Dockerfile  string            `json:"dockerfile,omitempty"`
 	Patches     []string          `json:"patches,omitempty"`
@@ -103,7 +104,7 @@ func Statement(subjectName string, subjectDigest v1.Hash, b Build) (*intoto.Stat
 	if b.App == "" || b.Version == "" || b.Platform == "" || b.SourceURL == "" {
 		return nil, errors.New("provenance: app, version, platform and source URL are required")
 	}
-	ext, err := toStruct(externalParameters{
+	return slsaStatement(subjectName, subjectDigest, BuildType, b, externalParameters{
 		App:         b.App,
 		Component:   b.Component,
 		Version:     b.Version,
@@ -113,7 +114,62 @@ func Statement(subjectName string, subjectDigest v1.Hash, b Build) (*intoto.Stat
 		Dockerfile:  b.Dockerfile,
 		Patches:     b.Patches,
 		BuildArgs:   Redact(b.Args),
-	})
+	}, nil)
+}
+
+// IndexBuildType identifies how archmirror assembles a version's OCI image index: one entry per
+// platform image, each platform read from the image's config. Its externalParameters are those
+// of BuildType with "platforms" (every platform of the index) instead of "platform".
+const IndexBuildType = "https://archmirror.dev/buildtypes/oci-index/v1"
+
+// IndexImage is one platform image of an index.
+type IndexImage struct {
+	Platform string
+	Digest   v1.Hash
+}
+
+// IndexStatement returns the SLSA v1 provenance statement of a published image index: b
+// describes the version (b.Platform is not used), images are the index's platform images,
+// recorded as resolved dependencies by digest after the source.
+func IndexStatement(subjectName string, subjectDigest v1.Hash, b Build, images []IndexImage) (*intoto.Statement, error) {
+	if b.App == "" || b.Version == "" || b.SourceURL == "" || len(images) == 0 {
+		return nil, errors.New("provenance: app, version, source URL and platform images are required")
+	}
+	var platforms []string
+	var deps []*intoto.ResourceDescriptor
+	for _, im := range images {
+		if im.Platform == "" || im.Digest.Hex == "" {
+			return nil, errors.New("provenance: index image without platform or digest")
+		}
+		platforms = append(platforms, im.Platform)
+		ann, err := structpb.NewStruct(map[string]any{"platform": im.Platform})
+		if err != nil {
+			return nil, fmt.Errorf("provenance: %w", err)
+		}
+		deps = append(deps, &intoto.ResourceDescriptor{
+			Uri:         subjectName + "@" + im.Digest.String(),
+			Digest:      map[string]string{im.Digest.Algorithm: im.Digest.Hex},
+			Annotations: ann,
+		})
+	}
+	b.BaseImages, b.Artifacts = nil, nil // those belong to the platform images' provenance
+	return slsaStatement(subjectName, subjectDigest, IndexBuildType, b, externalParameters{
+		App:         b.App,
+		Component:   b.Component,
+		Version:     b.Version,
+		UpstreamTag: b.UpstreamTag,
+		Platforms:   platforms,
+		Source:      source{URL: RedactValue(b.SourceURL), Ref: b.SourceRef},
+		Dockerfile:  b.Dockerfile,
+		Patches:     b.Patches,
+		BuildArgs:   Redact(b.Args),
+	}, deps)
+}
+
+// slsaStatement is the SLSA v1 statement both build types share: ext as external parameters,
+// b's source, base images and artifacts, then extra, as resolved dependencies.
+func slsaStatement(subjectName string, subjectDigest v1.Hash, buildType string, b Build, extParams externalParameters, extra []*intoto.ResourceDescriptor) (*intoto.Statement, error) {
+	ext, err := toStruct(extParams)
 	if err != nil {
 		return nil, fmt.Errorf("provenance: external parameters: %w", err)
 	}
@@ -128,6 +184,7 @@ func Statement(subjectName string, subjectDigest v1.Hash, b Build) (*intoto.Stat
 	if err != nil {
 		return nil, fmt.Errorf("provenance: %w", err)
 	}
+	deps = append(deps, extra...)
 
 	builderID := BuilderIDPrefix
 	if b.BuilderVersion != "" {
@@ -156,7 +213,7 @@ func Statement(subjectName string, subjectDigest v1.Hash, b Build) (*intoto.Stat
 
 	pred := &slsa.Provenance{
 		BuildDefinition: &slsa.BuildDefinition{
-			BuildType:            BuildType,
+			BuildType:            buildType,
 			ExternalParameters:   ext,
 			InternalParameters:   internal,
 			ResolvedDependencies: deps,

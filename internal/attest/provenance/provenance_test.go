@@ -306,3 +306,39 @@ func TestMirrorStatement(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexStatement(t *testing.T) {
+	amd := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("4", 64)}
+	arm := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("5", 64)}
+	st, err := IndexStatement("ghcr.io/acme/mirror/mattermost-server", imageDigest, testBuild(),
+		[]IndexImage{{"linux/amd64", amd}, {"linux/arm64", arm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decode(t, st)
+	for path, want := range map[string]any{
+		"subject.0.digest.sha256":                                               imageDigest.Hex,
+		"predicate.buildDefinition.buildType":                                   IndexBuildType,
+		"predicate.buildDefinition.externalParameters.platforms.1":              "linux/arm64",
+		"predicate.buildDefinition.externalParameters.version":                  "10.3.1",
+		"predicate.buildDefinition.externalParameters.buildArgs.MIRROR":         "https://bob:[redacted]@mirror.example/pkgs",
+		"predicate.buildDefinition.resolvedDependencies.0.name":                 "source",
+		"predicate.buildDefinition.resolvedDependencies.1.uri":                  "ghcr.io/acme/mirror/mattermost-server@" + amd.String(),
+		"predicate.buildDefinition.resolvedDependencies.2.digest.sha256":        arm.Hex,
+		"predicate.buildDefinition.resolvedDependencies.2.annotations.platform": "linux/arm64",
+	} {
+		if got := get(t, m, path); got != want {
+			t.Errorf("%s = %v, want %v", path, got, want)
+		}
+	}
+	if get(t, m, "predicate.buildDefinition.externalParameters.platform") != nil {
+		t.Error("an index statement names a single platform")
+	}
+	// The platform images' base images and downloads are theirs, not the index's.
+	if n := len(get(t, m, "predicate.buildDefinition.resolvedDependencies").([]any)); n != 3 {
+		t.Errorf("%d resolved dependencies, want source + 2 images", n)
+	}
+	if _, err := IndexStatement("x", imageDigest, testBuild(), nil); err == nil {
+		t.Error("index statement without images")
+	}
+}
