@@ -48,3 +48,13 @@ func MirrorStatement(subjectName string, subjectDigest v1.Hash, m Mirror) (*into
 	m.Upstream.Repository = RedactValue(m.Upstream.Repository)
 	return statement(subjectName, subjectDigest, MirrorPredicateType, m)
 }
+
+// Generic wraps any predicate (a JSON-marshalable value, or raw JSON as json.RawMessage) in an
+// in-toto v1 statement about one subject: for predicates archmirror does not define itself,
+// such as an SPDX document or cosign's signature predicate.
+func Generic(subjectName string, subjectDigest v1.Hash, predicateType string, predicate any) (*intoto.Statement, error) {
+	if predicateType == "" {
+		return nil, errors.New("statement: empty predicate type")
+	}
+	return statement(subjectName, subjectDigest, predicateType, predicate)
+}

@@ -78,6 +78,15 @@ func NewKeylessSigner(kl Keyless) (*Signer, error) {
 // Keyless reports whether s signs with Fulcio certificates.
 func (s *Signer) Keyless() bool { return s.keyless }
 
+// ID names the signer without secrets: "key:<hint>" (base64 of the SHA-256 of the public key's
+// DER, the hint in the bundles' verification material) or "keyless".
+func (s *Signer) ID() string {
+	if s.keyless {
+		return "keyless"
+	}
+	return "key:" + string(s.keypair.GetHint())
+}
+
 // PublicKeyPEM is the public key of a key signer, nil for a keyless one.
 func (s *Signer) PublicKeyPEM() []byte {
 	if k, ok := s.keypair.(*Key); ok {
