@@ -92,6 +92,12 @@ func TestLoadErrors(t *testing.T) {
 		{"bad timezone", "timezone: Mars/Olympus\n" + base, []string{"c.yaml:1: timezone: unknown time zone"}},
 		{"inline secret", "sign: {key: hunter2-secret-key}\n" + base, []string{"c.yaml:1: sign.key: secrets must come from env://NAME or file:///path"}},
 		{"key and keyless", "sign: {key: env://K, keyless: true}\n" + base, []string{"sign: key and keyless: true exclude each other"}},
+		{"empty sign", "sign: {}\n" + base, []string{"c.yaml:1: sign: want key: env://NAME"}},
+		{"fulcio with a key", "sign: {key: env://K, fulcio: 'https://f.example'}\n" + base, []string{"sign: fulcio, rekor and identity_token are for keyless: true"}},
+		{"password keyless", "sign: {keyless: true, password: env://P}\n" + base, []string{"sign: password is for a key"}},
+		{"bad rekor", "sign: {keyless: true, rekor: 'ftp://r'}\n" + base, []string{"sign: \"ftp://r\": want an http(s) URL"}},
+		{"fulcio off", "sign: {keyless: true, fulcio: 'off'}\n" + base, []string{"sign: fulcio cannot be off"}},
+		{"inline token", "sign: {keyless: true, identity_token: eyJhbGciOi}\n" + base, []string{"sign.identity_token: secrets must come from"}},
 		{"wrong kind", "versions: {max: ten}\n" + base, []string{"c.yaml:1: versions.max: want a whole number, got \"ten\""}},
 		{"bad order", "versions: {order: newest}\n" + base, []string{"versions.order: \"newest\": want published"}},
 		{"bad constraint", "versions: {constraint: '>= x.y'}\n" + base, []string{"versions.constraint: bad semver constraint"}},
@@ -182,6 +188,16 @@ func TestSignOff(t *testing.T) {
 		if err != nil || !cfg.Sign.Off {
 			t.Errorf("sign: %s → %+v, %v", v, cfg.Sign, err)
 		}
+	}
+}
+
+func TestSignKeyless(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("sign: {keyless: true, fulcio: 'https://fulcio.example', rekor: 'off', identity_token: env://TOK}\n"+base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Sign; !s.Keyless || s.Fulcio != "https://fulcio.example" || s.Rekor != "off" || s.IdentityToken.Ref != "env://TOK" || s.String() != "keyless" {
+		t.Fatalf("sign = %+v", s)
 	}
 }
 

@@ -58,11 +58,18 @@ const (
 )
 
 // Sign says how published indexes are signed: a key, keyless (OIDC), or off.
+// A key is a cosign key file or a PEM private key (the secret holds the PEM itself); an encrypted
+// cosign key opens with password, default env://COSIGN_PASSWORD. Keyless signing gets an OIDC
+// token from identity_token, else $SIGSTORE_ID_TOKEN or GitHub Actions' ambient provider, and
+// uses the public-good Fulcio and Rekor unless fulcio / rekor name others (rekor: off for none).
 type Sign struct {
-	Off      bool   `yaml:"-"`
-	Key      Secret `yaml:"key"`
-	Password Secret `yaml:"password"`
-	Keyless  bool   `yaml:"keyless"`
+	Off           bool   `yaml:"-"`
+	Key           Secret `yaml:"key"`
+	Password      Secret `yaml:"password"`
+	Keyless       bool   `yaml:"keyless"`
+	Fulcio        string `yaml:"fulcio"`
+	Rekor         string `yaml:"rekor"`
+	IdentityToken Secret `yaml:"identity_token"`
 }
 
 // Cache holds local caches (HTTP ETags, manifests by digest).

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -96,6 +97,23 @@ func (s *Sign) UnmarshalYAML(n *yaml.Node) error {
 	}
 	if out.Keyless && out.Key.IsSet() {
 		return fieldErr(n, "key and keyless: true exclude each other")
+	}
+	if !out.Keyless && !out.Key.IsSet() {
+		return fieldErr(n, "want key: env://NAME (or file:///path), keyless: true, or sign: off")
+	}
+	if !out.Keyless && (out.Fulcio != "" || out.Rekor != "" || out.IdentityToken.IsSet()) {
+		return fieldErr(n, "fulcio, rekor and identity_token are for keyless: true")
+	}
+	if out.Keyless && out.Password.IsSet() {
+		return fieldErr(n, "password is for a key")
+	}
+	for _, u := range []string{out.Fulcio, out.Rekor} {
+		if u != "" && u != "off" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return fieldErr(n, "%q: want an http(s) URL", u)
+		}
+	}
+	if out.Fulcio == "off" {
+		return fieldErr(n, "fulcio cannot be off: keyless signing needs a certificate")
 	}
 	*s = Sign(out)
 	return nil
