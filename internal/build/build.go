@@ -42,6 +42,7 @@ type Result struct {
 	Size      int64 // of the manifest
 	Platform  string
 	Duration  time.Duration
+	Inputs    Inputs // what BuildKit resolved and used; partial (with a warning in Spec.Log) when it could not all be read
 }
 
 // Builder builds one Spec.

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/identity"
 	"github.com/moby/buildkit/session"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
@@ -45,8 +46,9 @@ type BuildKit struct {
 	addr string
 	o    options
 
-	mu sync.Mutex
-	c  *client.Client
+	mu              sync.Mutex
+	c               *client.Client
+	buildkitVersion string // of c's buildkitd, once asked
 }
 
 var _ Builder = (*BuildKit)(nil)
@@ -60,6 +62,8 @@ type options struct {
 	clientOpts  []client.ClientOpt
 	session     []session.Attachable
 	tailLines   int
+
+	inputsTimeout time.Duration
 }
 
 // WithPingTimeout bounds the call that checks buildkitd answers before each build (default 10s).
@@ -87,7 +91,7 @@ func WithTailLines(n int) Option { return func(o *options) { o.tailLines = n } }
 // NewBuildKit returns a builder for the buildkitd at addr ("unix:///run/buildkit/buildkitd.sock",
 // "tcp://host:1234"; "" means Address("")). Nothing is dialled until the first Build.
 func NewBuildKit(addr string, opts ...Option) *BuildKit {
-	o := options{pingTimeout: 10 * time.Second, keychain: authn.DefaultKeychain, tailLines: 10}
+	o := options{pingTimeout: 10 * time.Second, keychain: authn.DefaultKeychain, tailLines: 10, inputsTimeout: defaultInputsTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -105,7 +109,7 @@ func (b *BuildKit) Close() error {
 		return nil
 	}
 	err := b.c.Close()
-	b.c = nil
+	b.c, b.buildkitVersion = nil, ""
 	return err
 }
 
@@ -241,9 +245,13 @@ func (b *BuildKit) build(ctx context.Context, s Spec) (Result, error) {
 		}}
 	}
 
+	// a known ref, to read the build's record from buildkitd's history afterwards
+	opt.Ref = identity.NewID()
 	prog := newProgress(log, b.o.tailLines)
 	prog.onStep = s.Step
+	started := time.Now()
 	resp, err := c.Solve(ctx, nil, opt, prog.ch)
+	finished := time.Now()
 	prog.wait()
 	if out != nil {
 		if werr := out.wait(); werr != nil { // the cause when the solve failed writing to us
@@ -257,10 +265,17 @@ func (b *BuildKit) build(ctx context.Context, s Spec) (Result, error) {
 		}
 		return Result{}, err
 	}
+	var res Result
 	if out != nil {
-		return out.result(resp.ExporterResponse)
+		res, err = out.result(resp.ExporterResponse)
+	} else {
+		res, err = pushed(resp.ExporterResponse)
 	}
-	return pushed(resp.ExporterResponse)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Inputs = b.inputs(ctx, c, opt.Ref, started, finished, src.pin, s.Args, log)
+	return res, nil
 }
 
 // check rejects a Spec that cannot be built, before anything is fetched.

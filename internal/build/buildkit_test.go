@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/platform"
 	"github.com/archmirror/archmirror/internal/testenv"
@@ -134,9 +138,12 @@ func TestBuildKitUnreachable(t *testing.T) {
 // the busybox base image, a fixture context, and an HTTP server with release tarballs.
 type env struct {
 	reg, addr  string
-	baseAMD64  v1.Hash
-	dockerfile string // the fixture Dockerfile, FROM pinned to the amd64 base manifest
+	base       string  // the base image's reference ("127.0.0.1:PORT/base:latest")
+	baseIndex  v1.Hash // its index
+	baseAMD64  v1.Hash // its linux/amd64 manifest
+	dockerfile string  // the fixture Dockerfile, FROM pinned to the amd64 base manifest
 	downloads  atomic.Int64
+	tarballs   map[string][]byte // by URL path
 	srv        *httptest.Server
 }
 
@@ -154,16 +161,16 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{reg: testenv.Registry(t)}
 	e.addr = testenv.BuildKit(t, e.reg)
-	_, _, e.baseAMD64 = testenv.BaseImage(t, e.reg)
+	e.base, e.baseIndex, e.baseAMD64 = testenv.BaseImage(t, e.reg)
 	e.dockerfile = fmt.Sprintf(fixtureDockerfile, e.reg, e.baseAMD64)
 
-	tarballs := map[string][]byte{}
+	e.tarballs = map[string][]byte{}
 	for _, arch := range []string{"amd64", "arm64"} {
-		tarballs["/app-"+arch+".tar.gz"] = appTarball(t, hello(t, arch))
+		e.tarballs["/app-"+arch+".tar.gz"] = appTarball(t, hello(t, arch))
 	}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.downloads.Add(1)
-		b, ok := tarballs[r.URL.Path]
+		b, ok := e.tarballs[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -303,6 +310,9 @@ func TestBuildKit(t *testing.T) {
 			wall.Round(10*time.Millisecond), results[0].Duration.Round(10*time.Millisecond), results[1].Duration.Round(10*time.Millisecond))
 		for i, r := range results {
 			checkPushed(t, e.reg+"/mirror/app", r, specs[i])
+			// RUN wget downloads are the build's business: BuildKit records only what it
+			// fetched itself (ADD https://…), so no artifacts here
+			e.checkInputs(t, r, &logs[i], "", nil)
 		}
 		if results[0].Digest == results[1].Digest {
 			t.Error("amd64 and arm64 have one digest")
@@ -327,6 +337,7 @@ func TestBuildKit(t *testing.T) {
 				t.Errorf("%s: rebuilt %s, cold build %s", specs[i].JobID, r.Digest, results[i].Digest)
 			}
 			checkPushed(t, e.reg+"/mirror/app", r, specs[i])
+			e.checkInputs(t, r, &logs2[i], "", nil)
 			if !strings.Contains(logs2[i].String(), "CACHED") {
 				t.Errorf("%s: no CACHED step in the rebuild log:\n%s", specs[i].JobID, logs2[i].String())
 			}
@@ -384,10 +395,47 @@ func TestBuildKit(t *testing.T) {
 			t.Fatalf("%v\n%s", err, log.String())
 		}
 		checkLayout(t, dir, r, s)
+		e.checkInputs(t, r, &log, "", nil)
+	})
+
+	t.Run("Inputs", func(t *testing.T) {
+		// a file BuildKit downloads itself is recorded with its sha256
+		dir := e.context(t)
+		write(t, filepath.Join(dir, "Dockerfile"), e.dockerfile+"ADD "+e.srv.URL+"/app-arm64.tar.gz /opt/arm64.tar.gz\n")
+		var log bytes.Buffer
+		s := e.spec(t, amd64, dir, &log)
+		before := time.Now()
+		r, err := b.Build(t.Context(), s)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+		checkPushed(t, e.reg+"/mirror/app", r, s)
+		sum := sha256.Sum256(e.tarballs["/app-arm64.tar.gz"])
+		e.checkInputs(t, r, &log, "", []provenance.Artifact{{URI: e.srv.URL + "/app-arm64.tar.gz", SHA256: "sha256:" + hex.EncodeToString(sum[:])}})
+		if r.Inputs.Started.Before(before.Add(-time.Minute)) || r.Inputs.Finished.After(time.Now().Add(time.Minute)) {
+			t.Errorf("build ran %s … %s, not around now", r.Inputs.Started, r.Inputs.Finished)
+		}
+		t.Logf("inputs: %+v", r.Inputs)
+
+		// What cannot be read is a warning, never a failed build: here a build buildkitd
+		// has no record of.
+		c, err := b.client(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Reset()
+		start := time.Now()
+		in := b.inputs(t.Context(), c, "no-such-build", start, start.Add(time.Second), nil, nil, &log)
+		if want := "WARNING: provenance of build no-such-build is incomplete: buildkit kept no history record of build no-such-build"; !strings.Contains(log.String(), want) {
+			t.Errorf("log %q, want %q", log.String(), want)
+		}
+		if !in.Started.Equal(start) || !in.Finished.Equal(start.Add(time.Second)) || in.BuilderVersion == "" || in.BaseImages != nil || in.Artifacts != nil {
+			t.Errorf("inputs of an unknown build: %+v", in)
+		}
 	})
 
 	t.Run("GitContext", func(t *testing.T) {
-		url := gitDaemon(t, map[string]string{
+		url, commit := gitDaemon(t, map[string]string{
 			"server/build/Dockerfile": e.dockerfile,
 			"server/build/note.txt":   "from git\n",
 		}, "v1.2.3")
@@ -409,6 +457,18 @@ func TestBuildKit(t *testing.T) {
 		if got := fileInImage(t, img, "opt/app/note.txt"); string(got) != "from git\n" {
 			t.Errorf("note.txt = %q, want the git context's", got)
 		}
+		e.checkInputs(t, r, &log, commit, nil)
+
+		// BuildKit pins an annotated tag to the tag object, and records that: the inputs
+		// name the commit it points to
+		log.Reset()
+		s.Context = url + "#v1.2.3-a:server/build"
+		r, err = b.Build(t.Context(), s)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+		e.checkInputs(t, r, &log, commit, nil)
+		s.Context = url + "#v1.2.3:server/build"
 
 		// errors name the Dockerfile in the repository
 		s.Patches = []config.Patch{replace(`^RUN nothing`, "")}
@@ -423,6 +483,33 @@ func TestBuildKit(t *testing.T) {
 			t.Errorf("missing Dockerfile: %v", err)
 		}
 	})
+}
+
+// checkInputs checks what a build of the fixture says it used: the base image's index as
+// BuildKit resolved base:latest (for any platform: BuildKit records the digest the tag
+// resolved to, not the platform's manifest), the commit of a git context, the downloads
+// BuildKit made itself, the build's times and BuildKit's version; and that nothing was missing.
+func (e *env) checkInputs(t *testing.T, r Result, log *bytes.Buffer, commit string, artifacts []provenance.Artifact) {
+	t.Helper()
+	in := r.Inputs
+	if want := []provenance.BaseImage{{Ref: e.base, Digest: e.baseIndex.String()}}; !reflect.DeepEqual(in.BaseImages, want) {
+		t.Errorf("base images %+v, want %+v (amd64 manifest %s)", in.BaseImages, want, e.baseAMD64)
+	}
+	if in.SourceCommit != commit {
+		t.Errorf("source commit %q, want %q", in.SourceCommit, commit)
+	}
+	if !reflect.DeepEqual(in.Artifacts, artifacts) {
+		t.Errorf("artifacts %+v, want %+v", in.Artifacts, artifacts)
+	}
+	if in.Started.IsZero() || in.Finished.Before(in.Started) || in.Finished.Sub(in.Started) > r.Duration {
+		t.Errorf("build ran %s … %s; Build took %s", in.Started, in.Finished, r.Duration)
+	}
+	if in.BuilderVersion == "" {
+		t.Error("no builder version")
+	}
+	if strings.Contains(log.String(), "WARNING: provenance") {
+		t.Errorf("log has warnings:\n%s", log.String())
+	}
 }
 
 func requirePlatform(t *testing.T, platforms []string, p string) {
@@ -586,9 +673,10 @@ func checkLayout(t *testing.T, dir string, r Result, s Spec) {
 	}
 }
 
-// gitDaemon commits files to a new repository, tags the commit, serves it with `git daemon` on
-// loopback, and returns its git:// URL.
-func gitDaemon(t *testing.T, files map[string]string, tag string) string {
+// gitDaemon commits files to a new repository, tags the commit (tag, and an annotated tag
+// tag+"-a"), serves it with `git daemon` on loopback, and returns its git:// URL and the
+// commit.
+func gitDaemon(t *testing.T, files map[string]string, tag string) (url, commit string) {
 	t.Helper()
 	if err := exec.Command("git", "daemon", "--help").Run(); err != nil {
 		var ee *exec.ExitError
@@ -601,18 +689,22 @@ func gitDaemon(t *testing.T, files map[string]string, tag string) string {
 	for p, s := range files {
 		write(t, filepath.Join(repo, p), s)
 	}
-	git := func(dir string, args ...string) {
+	git := func(dir string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command("git", append([]string{"-c", "user.name=test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"}, args...)...)
 		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
+		return strings.TrimSpace(string(out))
 	}
 	git(repo, "init", "-q")
 	git(repo, "add", ".")
 	git(repo, "commit", "-q", "-m", "fixture")
 	git(repo, "tag", tag)
+	git(repo, "tag", "-a", "-m", "annotated", tag+"-a")
+	commit = git(repo, "rev-parse", "HEAD")
 	git(root, "clone", "-q", "--bare", "repo", "repo.git")
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -636,11 +728,11 @@ func gitDaemon(t *testing.T, files map[string]string, tag string) string {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // its process group: the daemon and its children
 		_ = cmd.Wait()
 	})
-	url := fmt.Sprintf("git://127.0.0.1:%d/repo.git", port)
+	url = fmt.Sprintf("git://127.0.0.1:%d/repo.git", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if err := exec.Command("git", "ls-remote", url).Run(); err == nil {
-			return url
+			return url, commit
 		}
 		if time.Now().After(deadline) {
 			t.Skipf("git daemon on port %d does not answer:\n%s", port, out.String())

@@ -14,9 +14,11 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/solver/pb"
 )
 
 // maxDockerfile bounds what is read from a context as a Dockerfile.
@@ -25,8 +27,9 @@ const maxDockerfile = 1 << 20
 // source is an upstream Dockerfile before patching.
 type source struct {
 	data   []byte
-	ignore []byte // the Dockerfile-specific "<name>.dockerignore" beside it, nil if none
-	where  string // for messages: the file's path, or "URL#ref:subdir/Dockerfile"
+	ignore []byte  // the Dockerfile-specific "<name>.dockerignore" beside it, nil if none
+	where  string  // for messages: the file's path, or "URL#ref:subdir/Dockerfile"
+	pin    *gitPin // how buildkitd resolved a git context's ref; nil for a local context
 }
 
 // gitContext parses a git build context the way BuildKit's Dockerfile frontend does
@@ -86,6 +89,7 @@ func (b *BuildKit) gitDockerfile(ctx context.Context, c *client.Client, g *dfgit
 		if err != nil {
 			return nil, err
 		}
+		src.pin = resolveGit(ctx, gw, def)
 		res, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
 		if err != nil {
 			return nil, err
@@ -132,6 +136,41 @@ func (b *BuildKit) gitDockerfile(ctx context.Context, c *client.Client, g *dfgit
 		return source{}, fmt.Errorf("read %s: %w", src.where, prog.explain(err))
 	}
 	return src, nil
+}
+
+// resolveGit asks buildkitd what the git source of def resolves to, as the build's own
+// resolution will: the pinned object and, for an annotated tag, the commit it points to. It
+// only lists the remote's refs. A failure is kept in the pin (the build can go on without).
+func resolveGit(ctx context.Context, gw gateway.Client, def *llb.Definition) *gitPin {
+	pin := &gitPin{}
+	var op *pb.SourceOp
+	for _, dt := range def.Def {
+		var o pb.Op
+		if err := o.UnmarshalVT(dt); err != nil {
+			pin.err = err
+			return pin
+		}
+		if op = o.GetSource(); op != nil {
+			break
+		}
+	}
+	if op == nil {
+		pin.err = errors.New("no git source in the definition")
+		return pin
+	}
+	md, err := gw.ResolveSourceMetadata(ctx, op, sourceresolver.Opt{LogName: "[internal] resolve " + redact(op.Identifier)})
+	switch {
+	case err != nil:
+		pin.err = err
+	case md.Git == nil || md.Git.Checksum == "":
+		pin.err = errors.New("buildkitd returned no git checksum")
+	default:
+		pin.checksum, pin.commit = md.Git.Checksum, md.Git.Checksum
+		if md.Git.CommitChecksum != "" {
+			pin.commit = md.Git.CommitChecksum
+		}
+	}
+	return pin
 }
 
 // redact hides a password or token in a remote's URL ("https://user:xxxxx@host/repo.git").
