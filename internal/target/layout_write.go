@@ -142,15 +142,8 @@ func (l *layoutTarget) update(ctx context.Context, dir, tag string, desc v1.Desc
 	}
 	desc.Annotations = map[string]string{annotationRefName: tag}
 	im.Manifests = append(kept, desc)
-	if err := ensureLayoutFile(dir); err != nil {
+	if err := writeIndexJSON(dir, im); err != nil {
 		return err
-	}
-	b, err := json.MarshalIndent(im, "", "   ")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
-		return fmt.Errorf("index.json: %w", err)
 	}
 	l.log.Debug("tagged", "layout", dir, "tag", tag, "digest", desc.Digest.String(), "was", cur)
 	return nil
@@ -171,6 +164,22 @@ func readIndexJSON(dir string) (*v1.IndexManifest, error) {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	return im.DeepCopy(), nil
+}
+
+// writeIndexJSON replaces dir/index.json with im (and writes dir/oci-layout if missing). The
+// caller holds the layout's lock.
+func writeIndexJSON(dir string, im *v1.IndexManifest) error {
+	if err := ensureLayoutFile(dir); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(im, "", "   ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
+		return fmt.Errorf("index.json: %w", err)
+	}
+	return nil
 }
 
 // ensureLayoutFile writes dir/oci-layout when a layout lacks it.

@@ -109,6 +109,7 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		keychain: o.keychain,
 		insecure: cfg.Insecure || isLoopback(host),
 		log:      o.logger.With("target", prefix),
+		probing:  make(chan struct{}, 1),
 	}
 	if path != "" {
 		r.scopes = []string{reg.Repo(path).Scope(transport.PullScope)}

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -43,6 +44,9 @@ type registry struct {
 
 	mu sync.Mutex
 	rt http.RoundTripper // the authenticated *transport.Wrapper, once built
+
+	api     atomic.Int32  // whether the registry has the referrers API: apiUnknown, apiYes, apiNo
+	probing chan struct{} // a slot, full while one caller asks the registry (registry_referrers.go)
 }
 
 // Inspect HEADs the tag, then reads the manifest from the cache by digest or GETs it on a miss.

@@ -6,9 +6,16 @@
 // namespace ("ghcr.io/acme/mirror"). Both turn what a tag points at into a State with the same
 // code, so the embedded default and a real registry answer the same way.
 //
-// Writes only ever add a manifest (an index whose children are already in the repo) and move
-// tags, each guarded by the digest the caller expects the tag to point at now: no blob is
-// uploaded, and a tag that changed since the caller read it is left alone (ErrConflict).
+// Publishing writes only ever add a manifest (an index whose children are already in the repo)
+// and move tags, each guarded by the digest the caller expects the tag to point at now: no blob
+// is uploaded, and a tag that changed since the caller read it is left alone (ErrConflict).
+//
+// Attestation reads images back (Image, Manifest, Blob) and attaches signatures and
+// attestations to them as OCI 1.1 referrers (Attach, Referrers): an artifact manifest whose
+// subject is the image, with its blobs. A registry with the referrers API lists them itself;
+// on one without it the target keeps the referrers tag schema's fallback index
+// (registry_referrers.go); a layout lists them as untagged index.json entries
+// (layout_referrers.go).
 package target
 
 import (
@@ -57,6 +64,36 @@ type Target interface {
 
 	// Tag points tag at the manifest d, already in repo, under the same guard as WriteIndex.
 	Tag(ctx context.Context, repo, tag string, d v1.Hash, expect string) error
+
+	// Image returns the single-platform image d in repo, to read its config and layers (the
+	// SBOM cataloguer streams its filesystem). Its manifest and config are read now; layers
+	// are fetched lazily, under ctx, which must last as long as the image is read.
+	Image(ctx context.Context, repo string, d v1.Hash) (v1.Image, error)
+
+	// Manifest returns the raw manifest d in repo (cached by digest like the others),
+	// verified against d.
+	Manifest(ctx context.Context, repo string, d v1.Hash) ([]byte, error)
+
+	// Blob returns the blob d in repo, at most max bytes (an error if larger), verified
+	// against d.
+	Blob(ctx context.Context, repo string, d v1.Hash, max int64) ([]byte, error)
+
+	// Referrers lists the descriptors of the manifests in repo whose subject is d, as the
+	// referrers API returns them (mediaType, digest, size, artifactType, annotations), sorted
+	// by digest: the registry's referrers API when it has one, else the tag-schema fallback
+	// index; for a layout, the referrers recorded in its index.json. No referrers (or no
+	// repo) is an empty list, not an error.
+	Referrers(ctx context.Context, repo string, d v1.Hash) ([]v1.Descriptor, error)
+
+	// Attach stores an artifact manifest whose Subject is set (raw, an OCI image manifest
+	// JSON) and its blobs (config and layers, by content; a blob the repo already has is not
+	// uploaded again; one the manifest does not reference is an error) in repo, and makes it a
+	// referrer of its subject, which must already be in repo. It returns the descriptor the
+	// referrers listing shows for it (artifactType from the manifest's artifactType or else
+	// its config mediaType, and the manifest's annotations). Attaching a manifest that is
+	// already a referrer writes nothing but is success (idempotent), and attaching one whose
+	// fallback-index entry another writer lost adds the entry again.
+	Attach(ctx context.Context, repo string, raw []byte, blobs [][]byte) (v1.Descriptor, error)
 }
 
 // ErrConflict is what a guarded write's error matches (errors.Is) when its tag did not point
