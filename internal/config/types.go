@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
 	"text/template"
 	"time"
@@ -158,6 +159,20 @@ type Patch struct {
 	UnpinDigests bool
 	InsertAfter  *InsertAfter `yaml:"insert-after"`
 	Replace      *Replace     `yaml:"replace"`
+}
+
+// String describes the patch as the config wrote it, for provenance and logs:
+// "unpin-digests", "insert-after /MATCH/: LINE", "replace /MATCH/ with WITH".
+func (p Patch) String() string {
+	switch {
+	case p.UnpinDigests:
+		return "unpin-digests"
+	case p.InsertAfter != nil:
+		return fmt.Sprintf("insert-after /%s/: %s", p.InsertAfter.Match, p.InsertAfter.Line)
+	case p.Replace != nil:
+		return fmt.Sprintf("replace /%s/ with %s", p.Replace.Match, p.Replace.With)
+	}
+	return ""
 }
 
 // InsertAfter inserts Line after every line matching Match.

@@ -69,3 +69,13 @@ func (p Platform) String() string {
 
 // Slug is the platform as one path- and ID-safe word: "linux-arm64", "linux-arm-v7".
 func (p Platform) Slug() string { return strings.ReplaceAll(p.String(), "/", "-") }
+
+// FromParts parses the parts of an OCI platform (an index entry's or an image config's):
+// FromParts("linux", "arm64", "v8") is linux/arm64, normalised like Parse.
+func FromParts(os, arch, variant string) (Platform, error) {
+	s := os + "/" + arch
+	if variant != "" {
+		s += "/" + variant
+	}
+	return Parse(s)
+}

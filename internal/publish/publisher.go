@@ -267,7 +267,7 @@ func existing(st target.State) (map[string]v1.Descriptor, []string, error) {
 		if m.Annotations[annotationReferenceType] == attestationManifest || m.Platform == nil {
 			continue
 		}
-		pl, err := platform.Parse(m.Platform.OS + "/" + m.Platform.Architecture + variant(m.Platform.Variant))
+		pl, err := platform.FromParts(m.Platform.OS, m.Platform.Architecture, m.Platform.Variant)
 		if err != nil {
 			continue
 		}
