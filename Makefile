@@ -6,7 +6,7 @@ BIN := bin/archmirror
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build deps test test-short fuzz bench demo demo-stop clean
+.PHONY: build deps test-deps test test-short fuzz bench demo demo-stop clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/archmirror
@@ -14,8 +14,12 @@ build:
 deps:
 	scripts/deps.sh registry buildkit
 
+# The supply-chain tests also run the pinned cosign CLI (built once, cached).
+test-deps: deps
+	scripts/deps.sh cosign
+
 # Every test, with the real registry; a missing part fails instead of skipping.
-test: deps
+test: test-deps
 	ARCHMIRROR_E2E=1 $(GO) test -count=1 ./...
 
 # Quick iteration: whatever is installed is used, the rest is skipped.

@@ -87,7 +87,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pf.BoolVar(&g.json, "json", false, "print a JSON result on stdout")
 	pf.StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
 
-	root.AddCommand(versionCmd(g), planCmd(g), syncCmd(g))
+	root.AddCommand(versionCmd(g), planCmd(g), syncCmd(g), attestCmd(g), verifyCmd(g))
 
 	err := root.Execute()
 	if err == nil {

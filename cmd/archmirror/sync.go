@@ -30,7 +30,13 @@ version; the run goes on and exits 1. --dry-run prints the plan and builds nothi
 			if err != nil {
 				return err
 			}
-			opts := run.SyncOptions{Options: run.Options{Log: g.log}, Parallel: parallel, PerBuilder: perBuilder, DryRun: g.dryRun, LogDir: logDir}
+			opts := run.SyncOptions{Options: run.Options{Log: g.log, Version: versionString()}, Parallel: parallel, PerBuilder: perBuilder, DryRun: g.dryRun, LogDir: logDir}
+			if !g.dryRun {
+				// A signing key that does not open is a config problem: say so before building.
+				if opts.Signer, err = run.Signer(cfg.Sign); err != nil {
+					return usage(err)
+				}
+			}
 			if width, ok := terminal(g.stderr); ok && !g.dryRun {
 				// The live display says what the info logs would; keep only warnings and errors
 				// unless --log-level asks otherwise.

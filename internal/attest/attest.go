@@ -213,7 +213,7 @@ func (a *Attester) missing(ctx context.Context, repo string, d v1.Hash, res *Res
 		miss[t] = true
 	}
 	for _, r := range refs {
-		if r.ArtifactType != BundleMediaType || r.Annotations[SignerAnnotation] != a.signerID {
+		if !isBundle(r) || r.Annotations[SignerAnnotation] != a.signerID {
 			continue
 		}
 		if t := r.Annotations[PredicateTypeAnnotation]; miss[t] {
@@ -222,6 +222,13 @@ func (a *Attester) missing(ctx context.Context, repo string, d v1.Hash, res *Res
 		}
 	}
 	return miss, nil
+}
+
+// isBundle reports whether a referrers listing entry is a Sigstore bundle: by its artifactType,
+// or by cosign's predicate-type annotation for registries that list the config's media type
+// as the artifactType (go-containerregistry's own registry does).
+func isBundle(r v1.Descriptor) bool {
+	return r.ArtifactType == BundleMediaType || r.Annotations[PredicateTypeAnnotation] != ""
 }
 
 // add makes, signs and attaches the statement of each missing predicate type, in order.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -102,14 +103,10 @@ func Verify(ctx context.Context, store Store, v *sign.Verifier, repo string, d v
 
 // normalise spells an index entry's platform as the config does (arm64 without variant).
 func normalise(p *v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	if n, err := platform.Parse(s); err == nil {
+	if n, err := platform.FromParts(p.OS, p.Architecture, p.Variant); err == nil {
 		return n.String()
 	}
-	return s
+	return strings.TrimSuffix(p.OS+"/"+p.Architecture+"/"+p.Variant, "/")
 }
 
 // verifySubject verifies every bundle referring to d and records, per predicate type, whether
@@ -127,7 +124,7 @@ func verifySubject(ctx context.Context, store Store, v *sign.Verifier, repo, sub
 		return s
 	}
 	for _, ref := range refs {
-		if ref.ArtifactType != BundleMediaType {
+		if !isBundle(ref) {
 			continue
 		}
 		st, err := verifyReferrer(ctx, store, v, repo, ref.Digest, d)

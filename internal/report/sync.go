@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/archmirror/archmirror/internal/attest"
 	"github.com/archmirror/archmirror/internal/publish"
 	"github.com/archmirror/archmirror/internal/run"
 )
@@ -51,9 +52,9 @@ func SyncSummary(w io.Writer, r run.Report) error {
 	for _, u := range r.Units {
 		pub[u.Status]++
 	}
-	fmt.Fprintf(w, "built %d, failed %d, skipped %d; published %d, repaired %d; %.1fs\n",
+	fmt.Fprintf(w, "built %d, failed %d, skipped %d; published %d, repaired %d; %s%.1fs\n",
 		count[run.JobBuilt], count[run.JobFailed], count[run.JobSkipped], pub[publish.Published], pub[publish.Repaired],
-		r.Finished.Sub(r.Started).Seconds())
+		attested(r.Attestations), r.Finished.Sub(r.Started).Seconds())
 	if len(r.Jobs) == 0 && !r.Plan.Failed() {
 		fmt.Fprintln(w, "nothing to build: every version in the window is complete")
 	}
@@ -75,7 +76,112 @@ func SyncSummary(w io.Writer, r run.Report) error {
 			fmt.Fprintf(w, "error: publish %s %s: %s\n", u.Component, u.Version, oneLine(u.Error))
 		}
 	}
+	attestErrors(w, r.Attestations)
 	return nil
+}
+
+// attested sums up the attest stage: "attested 3 versions (12 bundles added); ".
+func attested(rs []run.AttestResult) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	versions, added := 0, 0
+	for _, a := range rs {
+		if a.Added > 0 {
+			versions++
+			added += a.Added
+		}
+	}
+	return fmt.Sprintf("attested %d of %d versions (%d bundles added); ", versions, len(rs), added)
+}
+
+func attestErrors(w io.Writer, rs []run.AttestResult) {
+	for _, a := range rs {
+		if a.Error != "" {
+			fmt.Fprintf(w, "error: attest %s %s: %s\n", a.Component, a.Version, oneLine(a.Error))
+		}
+	}
+}
+
+// AttestSummary prints what a standalone attest run did, one line per version.
+func AttestSummary(w io.Writer, r run.AttestReport) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tCOMPONENT\tVERSION\tINDEX\tADDED\tPRESENT\tRESULT")
+	for _, a := range r.Results {
+		res := "ok"
+		if a.Error != "" {
+			res = "error"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", a.App, a.Component, a.Version, short(a.Digest), a.Added, a.Present, res)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Results) == 0 {
+		fmt.Fprintln(w, "nothing to attest: no complete version in the window")
+	}
+	for _, a := range r.Plan.Apps {
+		if a.Error != "" {
+			fmt.Fprintf(w, "error: %s: %s\n", a.Name, oneLine(a.Error))
+		}
+	}
+	attestErrors(w, r.Results)
+	return nil
+}
+
+// VerifyTable prints one row per subject (the index, then each platform image) and one column
+// per attestation, then what is wrong with the index itself.
+func VerifyTable(w io.Writer, r attest.Report) error {
+	fmt.Fprintln(w, r.Ref)
+	if r.Error != "" {
+		_, err := fmt.Fprintf(w, "error: %s\n", r.Error)
+		return err
+	}
+	cols := []struct{ name, typ string }{
+		{"SIGNATURE", attest.SignPredicateType}, {"SBOM", attest.SPDXPredicateType},
+		{"PROVENANCE", attest.SLSAPredicateType}, {"MIRROR", attest.MirrorPredicateType},
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "SUBJECT\tDIGEST")
+	for _, c := range cols {
+		fmt.Fprint(tw, "\t"+c.name)
+	}
+	fmt.Fprintln(tw)
+	var problems []string
+	for _, s := range r.Subjects {
+		fmt.Fprintf(tw, "%s\t%s", s.Subject, short(s.Digest))
+		for _, c := range cols {
+			ch := s.Checks[c.typ]
+			switch {
+			case ch.OK:
+				fmt.Fprint(tw, "\tok")
+			case ch.Error == "missing":
+				fmt.Fprint(tw, "\tMISSING")
+			default:
+				fmt.Fprint(tw, "\tINVALID")
+				problems = append(problems, fmt.Sprintf("%s %s: %s", s.Subject, strings.ToLower(c.name), oneLine(ch.Error)))
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range r.Missing {
+		fmt.Fprintf(w, "missing platform: %s\n", p)
+	}
+	for _, e := range r.Extra {
+		fmt.Fprintf(w, "unexpected index entry: %s\n", e)
+	}
+	for _, p := range problems {
+		fmt.Fprintf(w, "invalid: %s\n", p)
+	}
+	verdict := "verified"
+	if !r.OK() {
+		verdict = "NOT verified"
+	}
+	_, err := fmt.Fprintln(w, verdict)
+	return err
 }
 
 func short(d string) string {

@@ -20,8 +20,9 @@ import (
 // Options tune a run. The zero value is what the CLI uses.
 type Options struct {
 	Log             *slog.Logger
-	AppConcurrency  int // apps discovered at once; default 8
-	InspectParallel int // registry requests at once; default 16
+	Version         string // archmirror's version, recorded in attestations
+	AppConcurrency  int    // apps discovered at once; default 8
+	InspectParallel int    // registry requests at once; default 16
 	Discover        []discover.Option
 	Target          []target.Option
 }

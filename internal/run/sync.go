@@ -2,6 +2,8 @@ package run
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/discover"
@@ -32,6 +35,9 @@ type SyncOptions struct {
 	LogDir     string                          // where each job's build log goes; default <cache.dir>/logs
 	NewBuilder func(addr string) build.Builder // default build.NewBuildKit
 	Progress   Progress                        // shown each job's start, steps and end; may be nil
+	// Signer signs the attestations; default Signer(cfg.Sign). With sign: off in the config and
+	// no Signer, nothing is attested.
+	Signer *sign.Signer
 }
 
 // Progress is told what the jobs are doing, for a live display.
@@ -72,12 +78,14 @@ type UnitResult struct {
 
 // Report is everything a sync did.
 type Report struct {
-	Plan     plan.Plan    `json:"plan"`
-	Jobs     []JobResult  `json:"jobs"`
-	Units    []UnitResult `json:"units"`
-	Started  time.Time    `json:"started"`
-	Finished time.Time    `json:"finished"`
-	LogDir   string       `json:"log_dir,omitempty"`
+	Plan  plan.Plan    `json:"plan"`
+	Jobs  []JobResult  `json:"jobs"`
+	Units []UnitResult `json:"units"`
+	// Attestations lists every complete version of the window and what the attest stage added.
+	Attestations []AttestResult `json:"attestations,omitempty"`
+	Started      time.Time      `json:"started"`
+	Finished     time.Time      `json:"finished"`
+	LogDir       string         `json:"log_dir,omitempty"`
 }
 
 // Failed reports whether any app, job or publication failed.
@@ -92,6 +100,11 @@ func (r Report) Failed() bool {
 	}
 	for _, u := range r.Units {
 		if u.Error != "" || u.Status == publish.Incomplete {
+			return true
+		}
+	}
+	for _, a := range r.Attestations {
+		if a.Error != "" {
 			return true
 		}
 	}
@@ -117,7 +130,16 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 		rep.Finished = time.Now().UTC()
 		return rep, nil
 	}
-	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt, publish.WithLogger(o.logger())), apps: apps, log: o.logger()}
+	signer := o.Signer
+	if signer == nil {
+		// A key that does not open stops the run before anything is built: better than
+		// publishing a batch of versions nobody can verify.
+		if signer, err = Signer(cfg.Sign); err != nil {
+			return rep, err
+		}
+	}
+	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt, publish.WithLogger(o.logger())), apps: apps, log: o.logger(),
+		indexes: completeIndexes(rep.Plan), built: map[string]built{}, runID: newRunID(rep.Started)}
 	if s.o.Parallel < 1 {
 		s.o.Parallel = 2
 	}
@@ -135,6 +157,9 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 	s.logDir = rep.LogDir
 	s.run(ctx, rep.Plan)
 	s.convergeLatest(ctx)
+	if signer != nil {
+		rep.Attestations = s.attestAll(ctx, signer)
+	}
 	s.sortResults(rep.Plan)
 	rep.Jobs, rep.Units = s.jobs, s.units
 	rep.Finished = time.Now().UTC()
@@ -149,9 +174,11 @@ type syncer struct {
 	apps   []plan.App
 	log    *slog.Logger
 	logDir string
+	runID  string // names this run in provenance invocation ids
 
 	mu       sync.Mutex
 	indexes  map[unitKey]string // complete index digests: the plan's, and what this run published
+	built    map[string]built   // by job ID: what this run built, for provenance
 	jobs     []JobResult
 	units    []UnitResult
 	builders map[string]build.Builder
@@ -186,16 +213,6 @@ func (s *syncer) run(ctx context.Context, p plan.Plan) {
 	s.sem = make(chan struct{}, s.o.Parallel)
 	s.builders = map[string]build.Builder{}
 	s.nodeSem = map[string]chan struct{}{}
-	s.indexes = map[unitKey]string{}
-	for _, a := range p.Apps {
-		for _, v := range a.Versions {
-			for _, c := range v.Components {
-				if c.Status == plan.Complete {
-					s.indexes[unitKey{a.Name, c.Component, v.Version}] = c.Digest
-				}
-			}
-		}
-	}
 	units := map[unitKey]*unit{}
 	var order []*unit
 	for _, j := range p.Jobs {
@@ -287,6 +304,28 @@ func (s *syncer) runUnit(ctx context.Context, u *unit) {
 	s.mu.Unlock()
 }
 
+// completeIndexes are the digests of the indexes the plan found complete.
+func completeIndexes(p plan.Plan) map[unitKey]string {
+	out := map[unitKey]string{}
+	for _, a := range p.Apps {
+		for _, v := range a.Versions {
+			for _, c := range v.Components {
+				if c.Status == plan.Complete {
+					out[unitKey{a.Name, c.Component, v.Version}] = c.Digest
+				}
+			}
+		}
+	}
+	return out
+}
+
+// newRunID names a run: its start time and a random suffix.
+func newRunID(started time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "archmirror-" + started.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
 func (s *syncer) skip(u *unit, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -350,6 +389,9 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		return fail(fmt.Errorf("%s: %w", j.ID, err))
 	}
 	r.Status, r.Digest, r.Seconds = JobBuilt, res.Digest, time.Since(start).Seconds()
+	s.mu.Lock()
+	s.built[j.ID] = built{spec: spec, res: res, builder: addr}
+	s.mu.Unlock()
 	if s.o.Progress != nil {
 		s.o.Progress.JobDone(j.ID, string(JobBuilt)+" "+res.Digest, nil)
 	}

@@ -32,11 +32,40 @@ type World struct {
 
 var programs = sync.OnceValues(func() (map[string][]byte, error) { return fixture.Programs(context.Background()) })
 
+// WorldOption changes NewWorld's setting.
+type WorldOption func(*worldOptions)
+
+type worldOptions struct {
+	referrers bool
+	sign      string
+	target    string
+}
+
+// WithReferrersAPI puts go-containerregistry's registry, which has the OCI referrers API, behind
+// the proxy instead of docker-registry, which has not.
+func WithReferrersAPI() WorldOption { return func(o *worldOptions) { o.referrers = true } }
+
+// WithSign writes sign (the config's sign: value) into the config.
+func WithSign(sign string) WorldOption { return func(o *worldOptions) { o.sign = sign } }
+
+// WithTarget makes the config's target.registry target (an "oci:DIR" layout, say) instead of
+// the registry's namespace; base images still come from the registry.
+func WithTarget(target string) WorldOption { return func(o *worldOptions) { o.target = target } }
+
 // NewWorld starts everything (skipping, or failing under ARCHMIRROR_E2E=1, when a part is
 // missing) and stops it in t.Cleanup.
-func NewWorld(t testing.TB) *World {
+func NewWorld(t testing.TB, opts ...WorldOption) *World {
 	t.Helper()
-	backend := Registry(t)
+	var o worldOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var backend string
+	if o.referrers {
+		backend = ReferrersRegistry(t)
+	} else {
+		backend = Registry(t)
+	}
 	w := &World{Uploaded: &atomic.Int64{}}
 	w.Registry = countingProxy(t, backend, w.Uploaded)
 	w.BuildKit = BuildKit(t, w.Registry)
@@ -58,7 +87,11 @@ func NewWorld(t testing.TB) *World {
 	}
 	w.Namespace = w.Registry + "/mirror"
 	w.ConfigPath = filepath.Join(w.Dir, "mirror.yaml")
-	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: w.Namespace, CacheDir: filepath.Join(w.Dir, "cache"), Builder: w.BuildKit})
+	tgt := w.Namespace
+	if o.target != "" {
+		tgt = o.target
+	}
+	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: tgt, CacheDir: filepath.Join(w.Dir, "cache"), Builder: w.BuildKit, Sign: o.sign})
 	if err := os.WriteFile(w.ConfigPath, text, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -8,28 +8,9 @@ import (
 	"testing"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-)
 
-// cosignBinary finds the cosign CLI: $ARCHMIRROR_COSIGN, the copy scripts/deps.sh cosign
-// builds, or one on PATH. Until the supply-chain tests are part of `make test`, a missing CLI
-// skips (CI does not install it yet).
-func cosignBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("ARCHMIRROR_COSIGN"); p != "" {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "archmirror", "bin", "cosign-v3.1.3")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	t.Skip("cosign CLI not installed")
-	return ""
-}
+	"github.com/archmirror/archmirror/internal/testenv"
+)
 
 // TestCosignInterop checks against the real CLI that a `cosign generate-key-pair` key opens with
 // LoadKey, and that `cosign verify-blob-attestation` accepts the bundles a key Signer writes.
@@ -37,7 +18,7 @@ func TestCosignInterop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the cosign CLI")
 	}
-	cosign := cosignBinary(t)
+	cosign := testenv.Cosign(t)
 	dir := t.TempDir()
 	const password = "interop-password"
 	run := func(args ...string) []byte {
