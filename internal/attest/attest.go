@@ -28,6 +28,7 @@ import (
 	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/attest/sbom"
 	"github.com/archmirror/archmirror/internal/attest/sign"
+	"github.com/archmirror/archmirror/internal/target"
 )
 
 // Predicate types archmirror attaches, as cosign names them.
@@ -67,7 +68,7 @@ type Store interface {
 	Manifest(ctx context.Context, repo string, d v1.Hash) ([]byte, error)
 	Blob(ctx context.Context, repo string, d v1.Hash, max int64) ([]byte, error)
 	Referrers(ctx context.Context, repo string, d v1.Hash) ([]v1.Descriptor, error)
-	Attach(ctx context.Context, repo string, raw []byte, blobs [][]byte) (v1.Descriptor, error)
+	Attach(ctx context.Context, repo string, arts ...target.Artifact) ([]v1.Descriptor, error)
 }
 
 // Version is one published version of one component: what to attest.
@@ -154,36 +155,28 @@ func (a *Attester) Attest(ctx context.Context, v Version) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	var all []sbom.Package
-	for _, im := range v.Images {
-		miss, err := a.missing(ctx, v.Repo, im.Digest, &res)
+	// The images in parallel (each its own fallback index); the index after them, as its SBOM
+	// is theirs together. The first error in image order is returned.
+	pkgs := make([][]sbom.Package, len(v.Images))
+	errs := make([]error, len(v.Images))
+	var wg sync.WaitGroup
+	for i, im := range v.Images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pkgs[i], errs[i] = a.attestImage(ctx, v, im, indexMissing[SPDXPredicateType], &res)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("attest %s@%s (%s): %w", name, im.Digest, im.Platform, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return res, err
 		}
-		needPkgs := miss[SPDXPredicateType] || indexMissing[SPDXPredicateType]
-		var pkgs []sbom.Package
-		if needPkgs {
-			if pkgs, err = a.catalogue(ctx, v.Repo, im.Digest); err != nil {
-				return res, fmt.Errorf("attest %s@%s (%s): sbom: %w", name, im.Digest, im.Platform, err)
-			}
-			all = append(all, pkgs...)
-		}
-		mirror := v.Mirror
-		mirror.Platforms = []string{im.Platform}
-		build := im.Build
-		build.Platform = im.Platform
-		stmts := map[string]func() (*intoto.Statement, error){
-			SPDXPredicateType: func() (*intoto.Statement, error) {
-				return a.sbomStatement(name, im.Digest, im.Platform, pkgs)
-			},
-			SLSAPredicateType:   func() (*intoto.Statement, error) { return provenance.Statement(name, im.Digest, build) },
-			MirrorPredicateType: func() (*intoto.Statement, error) { return provenance.MirrorStatement(name, im.Digest, mirror) },
-			SignPredicateType:   func() (*intoto.Statement, error) { return signStatement(name, im.Digest) },
-		}
-		if err := a.add(ctx, v.Repo, im.Digest, miss, stmts, &res); err != nil {
-			return res, fmt.Errorf("attest %s@%s (%s): %w", name, im.Digest, im.Platform, err)
-		}
 	}
+	all := slices.Concat(pkgs...)
 	images := make([]provenance.IndexImage, len(v.Images))
 	for i, im := range v.Images {
 		images[i] = provenance.IndexImage{Platform: im.Platform, Digest: im.Digest}
@@ -202,6 +195,33 @@ func (a *Attester) Attest(ctx context.Context, v Version) (Result, error) {
 	return res, nil
 }
 
+// attestImage adds what image im lacks, and returns its packages when its SBOM or the index's
+// (indexSBOM) is to be made.
+func (a *Attester) attestImage(ctx context.Context, v Version, im Image, indexSBOM bool, res *Result) ([]sbom.Package, error) {
+	name := a.store.Ref(v.Repo)
+	miss, err := a.missing(ctx, v.Repo, im.Digest, res)
+	if err != nil {
+		return nil, err
+	}
+	var pkgs []sbom.Package
+	if miss[SPDXPredicateType] || indexSBOM {
+		if pkgs, err = a.catalogue(ctx, v.Repo, im.Digest); err != nil {
+			return nil, fmt.Errorf("sbom: %w", err)
+		}
+	}
+	mirror := v.Mirror
+	mirror.Platforms = []string{im.Platform}
+	build := im.Build
+	build.Platform = im.Platform
+	stmts := map[string]func() (*intoto.Statement, error){
+		SPDXPredicateType:   func() (*intoto.Statement, error) { return a.sbomStatement(name, im.Digest, im.Platform, pkgs) },
+		SLSAPredicateType:   func() (*intoto.Statement, error) { return provenance.Statement(name, im.Digest, build) },
+		MirrorPredicateType: func() (*intoto.Statement, error) { return provenance.MirrorStatement(name, im.Digest, mirror) },
+		SignPredicateType:   func() (*intoto.Statement, error) { return signStatement(name, im.Digest) },
+	}
+	return pkgs, a.add(ctx, v.Repo, im.Digest, miss, stmts, res)
+}
+
 // missing lists the referrers of d and returns the predicate types our signer has not attached.
 func (a *Attester) missing(ctx context.Context, repo string, d v1.Hash, res *Result) (map[string]bool, error) {
 	refs, err := a.store.Referrers(ctx, repo, d)
@@ -218,7 +238,9 @@ func (a *Attester) missing(ctx context.Context, repo string, d v1.Hash, res *Res
 		}
 		if t := r.Annotations[PredicateTypeAnnotation]; miss[t] {
 			miss[t] = false
+			a.mu.Lock()
 			res.Present++
+			a.mu.Unlock()
 		}
 	}
 	return miss, nil
@@ -231,9 +253,12 @@ func isBundle(r v1.Descriptor) bool {
 	return r.ArtifactType == BundleMediaType || r.Annotations[PredicateTypeAnnotation] != ""
 }
 
-// add makes, signs and attaches the statement of each missing predicate type, in order.
+// add makes and signs the statement of each missing predicate type, in order, and attaches
+// them in one call (one update of a fallback index).
 func (a *Attester) add(ctx context.Context, repo string, d v1.Hash, miss map[string]bool, stmts map[string]func() (*intoto.Statement, error), res *Result) error {
 	var subject *v1.Descriptor
+	var arts []target.Artifact
+	var types []string
 	for _, t := range PredicateTypes {
 		if !miss[t] {
 			continue
@@ -261,13 +286,20 @@ func (a *Attester) add(ctx context.Context, repo string, d v1.Hash, miss map[str
 		if err != nil {
 			return fmt.Errorf("%s: %w", t, err)
 		}
-		if _, err := a.store.Attach(ctx, repo, raw, [][]byte{[]byte(emptyConfig), bundle}); err != nil {
-			return fmt.Errorf("%s: %w", t, err)
-		}
-		res.Added++
-		res.Types = append(res.Types, t)
-		a.log.Debug("attached", "subject", a.store.Ref(repo)+"@"+d.String(), "predicateType", t)
+		arts = append(arts, target.Artifact{Manifest: raw, Blobs: [][]byte{[]byte(emptyConfig), bundle}})
+		types = append(types, t)
 	}
+	if len(arts) == 0 {
+		return nil
+	}
+	if _, err := a.store.Attach(ctx, repo, arts...); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	res.Added += len(arts)
+	res.Types = append(res.Types, types...)
+	a.mu.Unlock()
+	a.log.Debug("attached", "subject", a.store.Ref(repo)+"@"+d.String(), "predicateTypes", types)
 	return nil
 }
 

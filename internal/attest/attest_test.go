@@ -23,6 +23,7 @@ import (
 	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/attest/sbom"
 	"github.com/archmirror/archmirror/internal/attest/sign"
+	"github.com/archmirror/archmirror/internal/target"
 )
 
 // memStore is an in-memory Store for unit tests; the real target is tested end to end.
@@ -73,31 +74,35 @@ func (m *memStore) Referrers(_ context.Context, _ string, d v1.Hash) ([]v1.Descr
 	return append([]v1.Descriptor(nil), m.referrers[d]...), nil
 }
 
-func (m *memStore) Attach(_ context.Context, _ string, raw []byte, blobs [][]byte) (v1.Descriptor, error) {
-	var man v1.Manifest
-	if err := json.Unmarshal(raw, &man); err != nil {
-		return v1.Descriptor{}, err
-	}
+func (m *memStore) Attach(_ context.Context, _ string, arts ...target.Artifact) ([]v1.Descriptor, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.manifests[man.Subject.Digest]; !ok {
-		return v1.Descriptor{}, fmt.Errorf("subject %s not found", man.Subject.Digest)
-	}
-	for _, b := range blobs {
-		h, _, _ := v1.SHA256(bytes.NewReader(b))
-		m.blobs[h] = b
-	}
-	for _, l := range append([]v1.Descriptor{man.Config}, man.Layers...) {
-		if _, ok := m.blobs[l.Digest]; !ok {
-			return v1.Descriptor{}, fmt.Errorf("blob %s not uploaded", l.Digest)
+	var out []v1.Descriptor
+	for _, art := range arts {
+		var man v1.Manifest
+		if err := json.Unmarshal(art.Manifest, &man); err != nil {
+			return nil, err
 		}
+		if _, ok := m.manifests[man.Subject.Digest]; !ok {
+			return nil, fmt.Errorf("subject %s not found", man.Subject.Digest)
+		}
+		for _, b := range art.Blobs {
+			h, _, _ := v1.SHA256(bytes.NewReader(b))
+			m.blobs[h] = b
+		}
+		for _, l := range append([]v1.Descriptor{man.Config}, man.Layers...) {
+			if _, ok := m.blobs[l.Digest]; !ok {
+				return nil, fmt.Errorf("blob %s not uploaded", l.Digest)
+			}
+		}
+		h, n, _ := v1.SHA256(bytes.NewReader(art.Manifest))
+		m.manifests[h] = art.Manifest
+		d := v1.Descriptor{MediaType: man.MediaType, Digest: h, Size: n, ArtifactType: man.ArtifactType, Annotations: man.Annotations}
+		m.referrers[man.Subject.Digest] = append(m.referrers[man.Subject.Digest], d)
+		out = append(out, d)
 	}
-	h, n, _ := v1.SHA256(bytes.NewReader(raw))
-	m.manifests[h] = raw
-	d := v1.Descriptor{MediaType: man.MediaType, Digest: h, Size: n, ArtifactType: man.ArtifactType, Annotations: man.Annotations}
-	m.referrers[man.Subject.Digest] = append(m.referrers[man.Subject.Digest], d)
 	m.attaches++
-	return d, nil
+	return out, nil
 }
 
 // put stores a manifest and returns its digest.
@@ -303,7 +308,8 @@ func predicate(t *testing.T, f *fixtureVersion, d v1.Hash, typ string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(st.Predicate)
+		// protojson varies its spacing on purpose; compare without it.
+		return strings.ReplaceAll(string(st.Predicate), " ", "")
 	}
 	t.Fatalf("%s has no %s", d, typ)
 	return ""

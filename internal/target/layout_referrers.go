@@ -9,7 +9,6 @@ package target
 // as tags are moved (layout_write.go).
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -160,23 +159,24 @@ func layoutReferrers(ctx context.Context, dir string, im *v1.IndexManifest, d v1
 	return sortReferrers(out), nil
 }
 
-// Attach writes the blobs and the manifest into the layout and adds the manifest's entry to
+// Attach writes the blobs and the manifests into the layout and adds the manifests' entries to
 // index.json, under the layout's lock.
-func (l *layoutTarget) Attach(ctx context.Context, repo string, raw []byte, blobs [][]byte) (v1.Descriptor, error) {
+func (l *layoutTarget) Attach(ctx context.Context, repo string, arts ...Artifact) ([]v1.Descriptor, error) {
 	dir := filepath.Join(l.root, repo)
-	d, _, _ := v1.SHA256(bytes.NewReader(raw))
-	where := "oci:" + dir + "@" + d.String()
+	where := "oci:" + dir
 	if err := checkRepo(repo); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("attach %s: %w", where, err)
+		return nil, fmt.Errorf("attach %s: %w", where, err)
 	}
-	a, err := parseArtifact(raw, blobs)
+	as, err := parseArtifacts(arts)
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("attach %s: %w", where, err)
+		return nil, fmt.Errorf("attach %s%w", where, err)
 	}
-	if err := l.attach(ctx, dir, a); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("attach %s: %w", where, err)
+	for _, a := range as {
+		if err := l.attach(ctx, dir, a); err != nil {
+			return nil, fmt.Errorf("attach %s@%s: %w", where, a.desc.Digest, err)
+		}
 	}
-	return a.desc, nil
+	return descriptors(as), nil
 }
 
 func (l *layoutTarget) attach(ctx context.Context, dir string, a *artifact) error {

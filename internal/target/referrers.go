@@ -89,6 +89,44 @@ func parseArtifact(raw []byte, blobs [][]byte) (*artifact, error) {
 	return a, nil
 }
 
+// parseArtifacts checks every artifact; an error names the one at fault (": <digest>: …").
+func parseArtifacts(arts []Artifact) ([]*artifact, error) {
+	as := make([]*artifact, len(arts))
+	for i, art := range arts {
+		a, err := parseArtifact(art.Manifest, art.Blobs)
+		if err != nil {
+			d, _, _ := v1.SHA256(bytes.NewReader(art.Manifest))
+			return nil, fmt.Errorf("@%s: %w", d, err)
+		}
+		as[i] = a
+	}
+	return as, nil
+}
+
+// bySubject groups artifacts by subject, in the order the subjects first appear.
+func bySubject(as []*artifact) [][]*artifact {
+	var out [][]*artifact
+	at := map[v1.Hash]int{}
+	for _, a := range as {
+		i, ok := at[a.subject]
+		if !ok {
+			i = len(out)
+			at[a.subject] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], a)
+	}
+	return out
+}
+
+func descriptors(as []*artifact) []v1.Descriptor {
+	out := make([]v1.Descriptor, len(as))
+	for i, a := range as {
+		out[i] = a.desc
+	}
+	return out
+}
+
 // referrerDescriptor is what a referrers listing shows for raw, an image manifest or index
 // (verified against its digest by the caller): its media type, digest and size, its
 // artifactType (else its config's media type), its annotations; and its subject, or nil.
@@ -162,11 +200,11 @@ func fallbackEntries(raw []byte) ([]v1.Descriptor, error) {
 	return im.Manifests, nil
 }
 
-// addEntry returns the fallback index raw (nil: there is none yet) with desc added, or false
-// when it lists desc's digest already. Every other field and entry is kept as it is (other
+// addEntries returns the fallback index raw (nil: there is none yet) with descs added, or false
+// when it lists every desc's digest already. Every other field and entry is kept as it is (other
 // tools' entries and annotations are theirs), and entries are sorted by digest so that two
 // writers adding the same set write the same index.
-func addEntry(raw []byte, desc v1.Descriptor) ([]byte, bool, error) {
+func addEntries(raw []byte, descs []v1.Descriptor) ([]byte, bool, error) {
 	doc := map[string]json.RawMessage{}
 	if raw != nil {
 		if err := json.Unmarshal(raw, &doc); err != nil {
@@ -186,16 +224,27 @@ func addEntry(raw []byte, desc v1.Descriptor) ([]byte, bool, error) {
 		_ = json.Unmarshal(e, &d) // an entry without a digest sorts first and stays
 		return d.Digest
 	}
+	listed := map[string]bool{}
 	for _, e := range entries {
-		if digestOf(e) == desc.Digest.String() {
-			return raw, false, nil
+		listed[digestOf(e)] = true
+	}
+	added := false
+	for _, desc := range descs {
+		if listed[desc.Digest.String()] {
+			continue
 		}
+		ours, err := json.Marshal(desc)
+		if err != nil {
+			return nil, false, err
+		}
+		entries = append(entries, ours)
+		listed[desc.Digest.String()] = true
+		added = true
 	}
-	ours, err := json.Marshal(desc)
-	if err != nil {
-		return nil, false, err
+	if !added {
+		return raw, false, nil
 	}
-	entries = append(entries, ours)
+	var err error
 	slices.SortStableFunc(entries, func(a, b json.RawMessage) int { return strings.Compare(digestOf(a), digestOf(b)) })
 	if doc["manifests"], err = json.Marshal(entries); err != nil {
 		return nil, false, err

@@ -87,10 +87,11 @@ func referrersOK(t *testing.T, tgt target.Target, repo string, d v1.Hash) []v1.D
 
 func attachOK(t *testing.T, tgt target.Target, repo string, r testenv.Referrer) v1.Descriptor {
 	t.Helper()
-	desc, err := tgt.Attach(t.Context(), repo, r.Manifest, r.Blobs)
+	descs, err := tgt.Attach(t.Context(), repo, target.Artifact{Manifest: r.Manifest, Blobs: r.Blobs})
 	if err != nil {
 		t.Fatal(err)
 	}
+	desc := descs[0]
 	return desc
 }
 
@@ -185,11 +186,11 @@ func TestAttachAndReferrers(t *testing.T) {
 			ghost := sub
 			ghost.Digest = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
 			g := testenv.NewReferrer(t, ghost, sign)
-			_, err := tgt.Attach(ctx, "app", g.Manifest, g.Blobs)
+			_, err := tgt.Attach(ctx, "app", target.Artifact{Manifest: g.Manifest, Blobs: g.Blobs})
 			if err == nil || !strings.Contains(err.Error(), "attach ") || !strings.Contains(err.Error(), "@"+g.Digest.String()+": subject "+ghost.Digest.String()+": not in the") {
 				t.Errorf("missing subject: err = %v", err)
 			}
-			if _, err := tgt.Attach(ctx, "nothing", sig.Manifest, sig.Blobs); err == nil || !strings.Contains(err.Error(), "subject "+sub.Digest.String()) {
+			if _, err := tgt.Attach(ctx, "nothing", target.Artifact{Manifest: sig.Manifest, Blobs: sig.Blobs}); err == nil || !strings.Contains(err.Error(), "subject "+sub.Digest.String()) {
 				t.Errorf("absent repo: err = %v", err)
 			}
 
@@ -396,7 +397,7 @@ func TestAttachInvalid(t *testing.T) {
 				{"a blob neither given nor there", "app", good.Manifest, good.Blobs[:1], "not given"},
 				{"bad repo", "../app", good.Manifest, good.Blobs, `repo "../app"`},
 			} {
-				_, err := tgt.Attach(t.Context(), c.repo, c.raw, c.blobs)
+				_, err := tgt.Attach(t.Context(), c.repo, target.Artifact{Manifest: c.raw, Blobs: c.blobs})
 				if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "attach ") {
 					t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
 				}
@@ -436,7 +437,9 @@ func TestAttachConcurrent(t *testing.T) {
 		if i%2 == 1 {
 			tgt = second
 		}
-		wg.Go(func() { _, errs[i] = tgt.Attach(t.Context(), "app", r.Manifest, r.Blobs) })
+		wg.Go(func() {
+			_, errs[i] = tgt.Attach(t.Context(), "app", target.Artifact{Manifest: r.Manifest, Blobs: r.Blobs})
+		})
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -527,7 +530,7 @@ func TestAttachHelperProcess(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, r := range refs {
 		wg.Go(func() {
-			if _, err := tgt.Attach(t.Context(), "app", r.Manifest, r.Blobs); err != nil {
+			if _, err := tgt.Attach(t.Context(), "app", target.Artifact{Manifest: r.Manifest, Blobs: r.Blobs}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -610,7 +613,7 @@ func TestAttachFallbackOverwritten(t *testing.T) {
 	if once.undone != 1 || once.puts != 2 {
 		t.Errorf("stale PUTs %d, our PUTs %d; want 1 and 2", once.undone, once.puts)
 	}
-	if !strings.Contains(logs.String(), "another writer replaced the fallback index without this referrer; adding it again") {
+	if !strings.Contains(logs.String(), "another writer replaced the fallback index without these referrers; adding them again") {
 		t.Errorf("no word of the lost entry; logs:\n%s", logs.String())
 	}
 	want := byDigest(listed(theirs, "https://example.com/theirs"), listed(ours, sign))
@@ -623,8 +626,8 @@ func TestAttachFallbackOverwritten(t *testing.T) {
 	}
 	always := &staleWriter{next: http.DefaultTransport, path: path, times: -1}
 	lost := testenv.NewReferrer(t, sub, provenance)
-	_, err := newTarget(t, root, target.WithTransport(always), logger).Attach(t.Context(), "app", lost.Manifest, lost.Blobs)
-	if err == nil || !strings.Contains(err.Error(), "fallback tag sha256-"+sub.Digest.Hex+": other writers replaced the index without this referrer 5 times") {
+	_, err := newTarget(t, root, target.WithTransport(always), logger).Attach(t.Context(), "app", target.Artifact{Manifest: lost.Manifest, Blobs: lost.Blobs})
+	if err == nil || !strings.Contains(err.Error(), "fallback tag sha256-"+sub.Digest.Hex+": other writers replaced the index without these referrers 5 times") {
 		t.Errorf("always overwritten: err = %v", err)
 	}
 	if always.puts != 5 {
@@ -803,6 +806,62 @@ func TestReferrersAPIAnswers(t *testing.T) {
 			}
 			if asks != c.asks {
 				t.Errorf("%d referrers requests, want %d: %q", asks, c.asks, cnt.Requests())
+			}
+		})
+	}
+}
+
+// TestAttachBatch: the referrers of one subject given to one Attach go into its fallback index
+// in one update, and each is listed; a repeat is a no-op.
+func TestAttachBatch(t *testing.T) {
+	for _, b := range refBackends {
+		t.Run(b.name, func(t *testing.T) {
+			root := b.root(t)
+			c := &testenv.Counter{}
+			tgt := newTarget(t, root, target.WithTransport(c))
+			sub := pushSubject(t, tgt, root, "app", "1.0.0")
+			other := pushSubject(t, tgt, root, "app", "2.0.0")
+			var arts []target.Artifact
+			var want, wantOther []v1.Descriptor
+			for _, p := range []string{sign, provenance, "https://example.com/third"} {
+				r := testenv.NewReferrer(t, sub, p)
+				arts = append(arts, target.Artifact{Manifest: r.Manifest, Blobs: r.Blobs})
+				want = append(want, listed(r, p))
+			}
+			o := testenv.NewReferrer(t, other, sign)
+			arts = append(arts, target.Artifact{Manifest: o.Manifest, Blobs: o.Blobs})
+			wantOther = append(wantOther, listed(o, sign))
+
+			descs, err := tgt.Attach(t.Context(), "app", arts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(descs, append(append([]v1.Descriptor(nil), want...), wantOther...)) {
+				t.Errorf("Attach = %+v", descs)
+			}
+			if got := referrersOK(t, tgt, "app", sub.Digest); !reflect.DeepEqual(got, byDigest(want...)) {
+				t.Errorf("Referrers(sub) = %+v", got)
+			}
+			if got := referrersOK(t, tgt, "app", other.Digest); !reflect.DeepEqual(got, wantOther) {
+				t.Errorf("Referrers(other) = %+v", got)
+			}
+			if b.kind == "fallback" {
+				puts := 0
+				for _, r := range c.Requests() {
+					if strings.HasPrefix(r, "PUT ") && strings.Contains(r, "/manifests/sha256-"+sub.Digest.Hex) {
+						puts++
+					}
+				}
+				if puts != 1 {
+					t.Errorf("%d PUTs of the subject's fallback index for three referrers, want 1", puts)
+				}
+			}
+			before := c.Writes()
+			if _, err := tgt.Attach(t.Context(), "app", arts...); err != nil {
+				t.Fatal(err)
+			}
+			if b.kind != "layout" && c.Writes() != before {
+				t.Errorf("attaching the same referrers again wrote %d times", c.Writes()-before)
 			}
 		})
 	}

@@ -433,70 +433,85 @@ func (r *registry) complete(repo name.Repository, descs []v1.Descriptor, opts []
 	}
 }
 
-// Attach checks that the subject is there and that the manifest is not listed already, then
-// uploads the blobs the repo lacks, PUTs the manifest by digest, and, without the referrers
-// API, adds it to the fallback index.
-func (r *registry) Attach(ctx context.Context, repo string, raw []byte, blobs [][]byte) (v1.Descriptor, error) {
-	d, _, _ := v1.SHA256(bytes.NewReader(raw))
-	where := r.prefix + "/" + repo + "@" + d.String()
+// Attach checks, per subject, that the subject is there and which manifests are not listed
+// already, then uploads the blobs the repo lacks, PUTs each manifest by digest, and, without the
+// referrers API, adds them all to the subject's fallback index in one update.
+func (r *registry) Attach(ctx context.Context, repo string, arts ...Artifact) ([]v1.Descriptor, error) {
+	where := r.prefix + "/" + repo
 	if err := checkRepo(repo); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("attach %s: %w", where, err)
+		return nil, fmt.Errorf("attach %s: %w", where, err)
 	}
-	a, err := parseArtifact(raw, blobs)
+	as, err := parseArtifacts(arts)
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("attach %s: %w", where, err)
+		return nil, fmt.Errorf("attach %s%w", where, err)
 	}
-	if err := r.attach(ctx, r.reg.Repo(r.path, repo), a); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("attach %s: %w", where, err)
+	if err := r.attach(ctx, r.reg.Repo(r.path, repo), as); err != nil {
+		return nil, fmt.Errorf("attach %s%w", where, err)
 	}
-	return a.desc, nil
+	return descriptors(as), nil
 }
 
-func (r *registry) attach(ctx context.Context, repo name.Repository, a *artifact) error {
+func (r *registry) attach(ctx context.Context, repo name.Repository, as []*artifact) error {
 	rt, opts, err := r.options(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf(": %w", err)
 	}
-	if _, err := remote.Head(repo.Digest(a.subject.String()), opts...); err != nil {
+	for _, group := range bySubject(as) {
+		if err := r.attachTo(ctx, rt, repo, group[0].subject, group, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attachTo attaches the artifacts of one subject.
+func (r *registry) attachTo(ctx context.Context, rt http.RoundTripper, repo name.Repository, subject v1.Hash, as []*artifact, opts []remote.Option) error {
+	first := as[0].desc.Digest // errors about the subject name the first of its referrers
+	if _, err := remote.Head(repo.Digest(subject.String()), opts...); err != nil {
 		switch {
 		case r.notFound(err, repo):
-			return fmt.Errorf("subject %s: not in the repo (a referrer is attached to an image already pushed)", a.subject)
+			return fmt.Errorf("@%s: subject %s: not in the repo (a referrer is attached to an image already pushed)", first, subject)
 		case !incompleteHead(ctx, err): // an incomplete answer is still a 200: the subject is there
-			return fmt.Errorf("subject %s: %w", a.subject, r.explain(err, repo))
+			return fmt.Errorf("@%s: subject %s: %w", first, subject, r.explain(err, repo))
 		}
 	}
-	listed, err := r.referrers(ctx, rt, repo, a.subject, opts)
+	listed, err := r.referrers(ctx, rt, repo, subject, opts)
 	if err != nil {
-		return fmt.Errorf("referrers of %s: %w", a.subject, err)
+		return fmt.Errorf("@%s: referrers of %s: %w", first, subject, err)
 	}
-	if slices.ContainsFunc(listed, func(l v1.Descriptor) bool { return l.Digest == a.desc.Digest }) {
-		r.log.Debug("already a referrer", "repo", repo.RepositoryStr(), "subject", a.subject.String(), "digest", a.desc.Digest.String())
-		return nil
-	}
-	for _, ref := range a.refs {
-		content, given := a.given[ref.Digest]
-		if err := r.ensureBlob(ctx, repo, ref, content, given, opts); err != nil {
-			return fmt.Errorf("blob %s: %w", ref.Digest, err)
+	var added []v1.Descriptor
+	for _, a := range as {
+		if slices.ContainsFunc(listed, func(l v1.Descriptor) bool { return l.Digest == a.desc.Digest }) ||
+			slices.ContainsFunc(added, func(l v1.Descriptor) bool { return l.Digest == a.desc.Digest }) {
+			r.log.Debug("already a referrer", "repo", repo.RepositoryStr(), "subject", subject.String(), "digest", a.desc.Digest.String())
+			continue
 		}
+		for _, ref := range a.refs {
+			content, given := a.given[ref.Digest]
+			if err := r.ensureBlob(ctx, repo, ref, content, given, opts); err != nil {
+				return fmt.Errorf("@%s: blob %s: %w", a.desc.Digest, ref.Digest, err)
+			}
+		}
+		// By hand, not remote.Put: see the comment at the top.
+		hdr, err := r.putManifest(ctx, rt, repo, a.desc.Digest.String(), a.raw, types.OCIManifestSchema1)
+		if err != nil {
+			return fmt.Errorf("@%s: manifest: %w", a.desc.Digest, err)
+		}
+		r.remember(a.desc.Digest, a.raw)
+		if hdr.Get("OCI-Subject") != "" && r.api.CompareAndSwap(apiUnknown, apiYes) {
+			r.log.Debug("referrers API: a manifest PUT answered OCI-Subject")
+		}
+		added = append(added, a.desc)
 	}
-	// By hand, not remote.Put: see the comment at the top.
-	hdr, err := r.putManifest(ctx, rt, repo, a.desc.Digest.String(), a.raw, types.OCIManifestSchema1)
-	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	r.remember(a.desc.Digest, a.raw)
-	if hdr.Get("OCI-Subject") != "" && r.api.CompareAndSwap(apiUnknown, apiYes) {
-		r.log.Debug("referrers API: a manifest PUT answered OCI-Subject")
-	}
-	if r.api.Load() == apiYes {
-		r.log.Debug("attached", "repo", repo.RepositoryStr(), "subject", a.subject.String(), "digest", a.desc.Digest.String())
+	if len(added) == 0 || r.api.Load() == apiYes {
+		r.log.Debug("attached", "repo", repo.RepositoryStr(), "subject", subject.String(), "referrers", len(added))
 		return nil
 	}
-	tag := fallbackTag(a.subject)
-	if err := r.addToFallback(ctx, rt, repo, tag, a.desc, opts); err != nil {
-		return fmt.Errorf("fallback tag %s: %w", tag, err)
+	tag := fallbackTag(subject)
+	if err := r.addToFallback(ctx, rt, repo, tag, added, opts); err != nil {
+		return fmt.Errorf("@%s: fallback tag %s: %w", added[0].Digest, tag, err)
 	}
-	r.log.Debug("attached", "repo", repo.RepositoryStr(), "subject", a.subject.String(), "digest", a.desc.Digest.String(), "fallback", tag)
+	r.log.Debug("attached", "repo", repo.RepositoryStr(), "subject", subject.String(), "referrers", len(added), "fallback", tag)
 	return nil
 }
 
@@ -536,7 +551,7 @@ func (r *registry) ensureBlob(ctx context.Context, repo name.Repository, desc v1
 // process that writes one tag at a time gives the others' read-to-PUT windows fewer of its
 // PUTs to fall across (letting this process's writers go on while one waits made the other
 // processes lose entries far more often in TestAttachAcrossProcesses).
-func (r *registry) addToFallback(ctx context.Context, rt http.RoundTripper, repo name.Repository, tag string, desc v1.Descriptor, opts []remote.Option) error {
+func (r *registry) addToFallback(ctx context.Context, rt http.RoundTripper, repo name.Repository, tag string, descs []v1.Descriptor, opts []remote.Option) error {
 	unlock, err := registryLocks.lock(ctx, repo.Name()+":"+tag)
 	if err != nil {
 		return err
@@ -548,17 +563,17 @@ func (r *registry) addToFallback(ctx context.Context, rt http.RoundTripper, repo
 		if err := racing(ctx, func() (err error) { raw, err = r.fallbackIndex(ctx, repo, tag, opts); return err }); err != nil {
 			return err
 		}
-		merged, add, err := addEntry(raw, desc)
+		merged, add, err := addEntries(raw, descs)
 		switch {
 		case err != nil:
 			return err
 		case !add:
 			return nil // listed: by our last PUT, or by another writer
 		case puts == fallbackAttempts:
-			return fmt.Errorf("other writers replaced the index without this referrer %d times; gave up (attaching it again adds it)", puts)
+			return fmt.Errorf("other writers replaced the index without these referrers %d times; gave up (attaching them again adds them)", puts)
 		case puts > 0:
-			r.log.Info("another writer replaced the fallback index without this referrer; adding it again",
-				"repo", repo.RepositoryStr(), "tag", tag, "digest", desc.Digest.String(), "attempt", puts+1)
+			r.log.Info("another writer replaced the fallback index without these referrers; adding them again",
+				"repo", repo.RepositoryStr(), "tag", tag, "referrers", len(descs), "attempt", puts+1)
 		}
 		if _, err := r.putManifest(ctx, rt, repo, tag, merged, types.OCIImageIndex); err != nil {
 			return err

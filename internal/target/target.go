@@ -85,15 +85,22 @@ type Target interface {
 	// repo) is an empty list, not an error.
 	Referrers(ctx context.Context, repo string, d v1.Hash) ([]v1.Descriptor, error)
 
-	// Attach stores an artifact manifest whose Subject is set (raw, an OCI image manifest
-	// JSON) and its blobs (config and layers, by content; a blob the repo already has is not
-	// uploaded again; one the manifest does not reference is an error) in repo, and makes it a
-	// referrer of its subject, which must already be in repo. It returns the descriptor the
-	// referrers listing shows for it (artifactType from the manifest's artifactType or else
+	// Attach stores artifacts (each an OCI image manifest whose Subject is set, and its blobs:
+	// config and layers, by content; a blob the repo already has is not uploaded again; one the
+	// manifest does not reference is an error) in repo, and makes each a referrer of its
+	// subject, which must already be in repo. It returns, in order, the descriptor the
+	// referrers listing shows for each (artifactType from the manifest's artifactType or else
 	// its config mediaType, and the manifest's annotations). Attaching a manifest that is
 	// already a referrer writes nothing but is success (idempotent), and attaching one whose
-	// fallback-index entry another writer lost adds the entry again.
-	Attach(ctx context.Context, repo string, raw []byte, blobs [][]byte) (v1.Descriptor, error)
+	// fallback-index entry another writer lost adds the entry again. The artifacts of one
+	// subject go into its fallback index in one update.
+	Attach(ctx context.Context, repo string, arts ...Artifact) ([]v1.Descriptor, error)
+}
+
+// Artifact is a referrer to attach: its manifest and the blobs to upload with it.
+type Artifact struct {
+	Manifest []byte   // an OCI image manifest with a subject
+	Blobs    [][]byte // content of its config and layers the repo may lack
 }
 
 // ErrConflict is what a guarded write's error matches (errors.Is) when its tag did not point
