@@ -35,6 +35,7 @@ fuzz:
 bench: deps
 	scripts/bench-plan.sh
 	scripts/bench-sync.sh
+	scripts/bench-attest.sh
 
 demo: deps build
 	scripts/demo.sh

@@ -45,6 +45,9 @@ bin/archmirror sync -c "$state/mirror.yaml" --parallel 4 --log-level warn
 echo
 echo "== archmirror sync again: nothing left to build"
 time bin/archmirror sync -c "$state/mirror.yaml" --log-level warn
+echo
+echo "== archmirror verify $REG/demo/hello:latest --key $state/signing.pub"
+bin/archmirror verify "$REG/demo/hello:latest" --key "$state/signing.pub"
 
 cat <<MSG
 
@@ -55,5 +58,9 @@ Look at the result:
   curl -s http://$REG/v2/demo/hello/tags/list
   curl -s -H 'Accept: application/vnd.oci.image.index.v1+json' http://$REG/v2/demo/hello/manifests/latest
   ls $state/cache/logs/*/            # every job's full build log
+Check the signatures, SBOMs, provenance and mirror predicates on every manifest:
+  bin/archmirror verify $REG/demo/hello:latest --key $state/signing.pub
+  cosign verify --key $state/signing.pub --insecure-ignore-tlog --allow-insecure-registry $REG/demo/hello:latest
+  cosign verify-attestation --key $state/signing.pub --type spdxjson --insecure-ignore-tlog --allow-insecure-registry $REG/demo/hello:latest
 Stop it with: make demo-stop
 MSG
