@@ -17,7 +17,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -372,18 +371,7 @@ func TestSupplyChainLayout(t *testing.T) {
 // attaches to their subjects (through the tag schema on a registry without the API).
 func copyLayout(t *testing.T, path, dst string) {
 	t.Helper()
-	lp, err := layout.FromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := lp.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	lp, m := testenv.Layout(t, path)
 	repo, err := name.NewRepository(dst)
 	if err != nil {
 		t.Fatal(err)
@@ -395,10 +383,7 @@ func copyLayout(t *testing.T, path, dst string) {
 		case tag == "":
 			referrers = append(referrers, d)
 		case d.MediaType.IsIndex():
-			idx, err := lp.ImageIndex()
-			if err == nil {
-				idx, err = idx.ImageIndex(d.Digest)
-			}
+			idx, err := lp.ImageIndex(d.Digest)
 			if err == nil {
 				err = remote.WriteIndex(repo.Tag(tag), idx)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -270,15 +271,11 @@ type AttestReport struct {
 
 // Failed reports whether any app could not be planned or any version not attested.
 func (r AttestReport) Failed() bool {
-	if r.Plan.Failed() {
-		return true
-	}
-	for _, a := range r.Results {
-		if a.Error != "" {
-			return true
-		}
-	}
-	return false
+	return r.Plan.Failed() || attestFailed(r.Results)
+}
+
+func attestFailed(rs []AttestResult) bool {
+	return slices.ContainsFunc(rs, func(a AttestResult) bool { return a.Error != "" })
 }
 
 // Attest attests every complete version the config's window finds in the target, adding only

@@ -103,12 +103,7 @@ func (r Report) Failed() bool {
 			return true
 		}
 	}
-	for _, a := range r.Attestations {
-		if a.Error != "" {
-			return true
-		}
-	}
-	return false
+	return attestFailed(r.Attestations)
 }
 
 // Sync plans, builds every missing platform, publishes each version's index once all of its

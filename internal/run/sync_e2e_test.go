@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -369,15 +368,7 @@ func TestSyncIntoLayout(t *testing.T) {
 	if rep.Failed() {
 		t.Fatalf("sync into a layout failed:\n%s", describe(rep))
 	}
-	p, err := layout.FromPath(filepath.Join(mirror, "hello"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rm, _ := root.IndexManifest()
+	p, rm := testenv.Layout(t, filepath.Join(mirror, "hello"))
 	tags := map[string]v1.Hash{}
 	for _, d := range rm.Manifests {
 		tags[d.Annotations["org.opencontainers.image.ref.name"]] = d.Digest
@@ -388,10 +379,7 @@ func TestSyncIntoLayout(t *testing.T) {
 			t.Errorf("layout has no tag %s (tags: %v)", v, tags)
 			continue
 		}
-		idx, err := p.ImageIndex()
-		if err == nil {
-			idx, err = idx.ImageIndex(d)
-		}
+		idx, err := p.ImageIndex(d)
 		if err != nil {
 			t.Fatalf("%s: %v", v, err)
 		}

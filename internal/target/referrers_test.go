@@ -22,7 +22,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -659,18 +658,7 @@ func TestLayoutReferrerEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := layout.FromPath(filepath.Join(dir, "app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	lp, im := testenv.Layout(t, filepath.Join(dir, "app"))
 	var entries []v1.Descriptor
 	for _, m := range im.Manifests {
 		if m.Digest == sig.Digest {
@@ -680,7 +668,7 @@ func TestLayoutReferrerEntries(t *testing.T) {
 	if want := []v1.Descriptor{listed(sig, sign)}; !reflect.DeepEqual(entries, want) {
 		t.Errorf("index.json entries of the referrer = %+v\nwant %+v", entries, want)
 	}
-	if _, err := ii.Image(sig.Digest); err != nil { // go-containerregistry reads it like any entry
+	if _, err := lp.Image(sig.Digest); err != nil { // go-containerregistry reads it like any entry
 		t.Errorf("go-containerregistry: %v", err)
 	}
 	if st := inspectOK(t, tgt, "app", "1.0.0"); st.Digest != sub.Digest.String() {

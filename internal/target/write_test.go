@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/archmirror/archmirror/internal/config"
@@ -282,18 +281,7 @@ func TestLayoutIndexJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := layout.FromPath(filepath.Join(dir, "app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ii, im := testenv.Layout(t, filepath.Join(dir, "app"))
 	tags := map[string]string{}
 	for _, m := range im.Manifests {
 		tag := m.Annotations["org.opencontainers.image.ref.name"]

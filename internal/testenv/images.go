@@ -204,3 +204,23 @@ func PushUntagged(t testing.TB, repoRef, platform string) v1.Hash {
 	}
 	return d
 }
+
+// Layout opens the OCI image layout at dir and returns its root index (index.json, from which
+// Image and ImageIndex read any manifest by digest) and that index's manifest, for tests that
+// look inside what a layout target wrote.
+func Layout(t testing.TB, dir string) (v1.ImageIndex, *v1.IndexManifest) {
+	t.Helper()
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ii, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ii, im
+}

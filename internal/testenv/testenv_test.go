@@ -106,18 +106,7 @@ func TestLayout(t *testing.T) {
 	if first == moved {
 		t.Fatal("two random indexes have one digest")
 	}
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, im := Layout(t, dir)
 	tags := map[string]v1.Hash{}
 	for _, m := range im.Manifests {
 		tag := m.Annotations[annotationRefName]
@@ -129,7 +118,7 @@ func TestLayout(t *testing.T) {
 	if tags["1.2.0"] != moved || tags["1.1.0"] != other || len(tags) != 2 {
 		t.Errorf("index.json tags = %v", tags)
 	}
-	idx, err := ii.ImageIndex(moved)
+	idx, err := p.ImageIndex(moved)
 	if err != nil {
 		t.Fatal(err)
 	}
