@@ -7,13 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/config"
-	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/testenv"
@@ -82,16 +80,7 @@ func benchNewVersion(b *testing.B, w *testenv.World, progs map[string][]byte, at
 	for b.Loop() {
 		b.StopTimer()
 		*n++
-		v := fmt.Sprintf("3.%d.0", *n)
-		rels := append([]fakeupstream.Release{{Tag: "v" + v, Name: "v" + v, Published: fixture.Epoch.AddDate(1, 0, *n)}}, fixture.Fixture().GitHub["acme/hello"]...)
-		w.Upstream.SetReleases("acme/hello", rels)
-		for arch, prog := range progs {
-			tb, err := fixture.Tarball(v, prog)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w.Upstream.SetFile(fixture.TarballPath(v, arch), tb)
-		}
+		release(b, w, progs, *n)
 		t0 := time.Now()
 		sync1(b, w.ConfigPath, "hello")
 		syncT += time.Since(t0)

@@ -64,16 +64,7 @@ func BenchmarkSync(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			n++
-			v := fmt.Sprintf("3.%d.0", n)
-			rels := append([]fakeupstream.Release{{Tag: "v" + v, Name: "v" + v, Published: fixture.Epoch.AddDate(1, 0, n)}}, fixture.Fixture().GitHub["acme/hello"]...)
-			w.Upstream.SetReleases("acme/hello", rels)
-			for arch, prog := range progs {
-				tb, err := fixture.Tarball(v, prog)
-				if err != nil {
-					b.Fatal(err)
-				}
-				w.Upstream.SetFile(fixture.TarballPath(v, arch), tb)
-			}
+			v := release(b, w, progs, n)
 			before := w.Uploaded.Load()
 			b.StartTimer()
 			rep := sync1(b, w.ConfigPath, "hello")
@@ -89,6 +80,23 @@ func BenchmarkSync(b *testing.B) {
 		b.ReportMetric(float64(uploaded)/float64(runs), "uploaded-B/op")
 		b.ReportMetric(float64(size)/float64(runs), "image-B/op")
 	})
+}
+
+// release makes hello's upstream publish version 3.<n>.0, with its per-arch tarballs, and
+// returns the version.
+func release(b *testing.B, w *testenv.World, progs map[string][]byte, n int) string {
+	b.Helper()
+	v := fmt.Sprintf("3.%d.0", n)
+	rels := append([]fakeupstream.Release{{Tag: "v" + v, Name: "v" + v, Published: fixture.Epoch.AddDate(1, 0, n)}}, fixture.Fixture().GitHub["acme/hello"]...)
+	w.Upstream.SetReleases("acme/hello", rels)
+	for arch, prog := range progs {
+		tb, err := fixture.Tarball(v, prog)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Upstream.SetFile(fixture.TarballPath(v, arch), tb)
+	}
+	return v
 }
 
 // imageBytes is the stored size of a version: its index, and each platform's manifest, config

@@ -294,15 +294,11 @@ func Attest(ctx context.Context, cfg *config.Config, o AttestOptions) (AttestRep
 			return rep, err
 		}
 	}
-	tgt, err := openTarget(cfg, o.Options)
+	tgt, apps, p, err := survey(ctx, cfg, o.Options)
 	if err != nil {
 		return rep, err
 	}
-	apps, err := gather(ctx, cfg, tgt, o.Options)
-	if err != nil {
-		return rep, err
-	}
-	rep.Plan = plan.Make(apps, cfg.Runner)
+	rep.Plan = p
 	s := &syncer{cfg: cfg, tgt: tgt, o: SyncOptions{Options: o.Options, Parallel: o.Parallel}, apps: apps, log: o.logger(),
 		indexes: completeIndexes(rep.Plan), runID: newRunID(time.Now())}
 	rep.Results = s.attestAll(ctx, signer)

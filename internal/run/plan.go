@@ -31,15 +31,22 @@ type Options struct {
 // A failing app is reported in its AppReport and does not stop the others; the error return is
 // for what stops everything (the target cannot be opened, the context ended).
 func Plan(ctx context.Context, cfg *config.Config, o Options) (plan.Plan, error) {
+	_, _, p, err := survey(ctx, cfg, o)
+	return p, err
+}
+
+// survey opens the target, discovers every app, inspects the target and plans: what every
+// command starts with.
+func survey(ctx context.Context, cfg *config.Config, o Options) (target.Target, []plan.App, plan.Plan, error) {
 	tgt, err := openTarget(cfg, o)
 	if err != nil {
-		return plan.Plan{}, err
+		return nil, nil, plan.Plan{}, err
 	}
 	apps, err := gather(ctx, cfg, tgt, o)
 	if err != nil {
-		return plan.Plan{}, err
+		return nil, nil, plan.Plan{}, err
 	}
-	return plan.Make(apps, cfg.Runner), nil
+	return tgt, apps, plan.Make(apps, cfg.Runner), nil
 }
 
 func openTarget(cfg *config.Config, o Options) (target.Target, error) {

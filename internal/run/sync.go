@@ -112,15 +112,11 @@ func (r Report) Failed() bool {
 // whole run (the target cannot be opened, the context ended before anything ran).
 func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error) {
 	rep := Report{Started: time.Now().UTC()}
-	tgt, err := openTarget(cfg, o.Options)
+	tgt, apps, p, err := survey(ctx, cfg, o.Options)
 	if err != nil {
 		return rep, err
 	}
-	apps, err := gather(ctx, cfg, tgt, o.Options)
-	if err != nil {
-		return rep, err
-	}
-	rep.Plan = plan.Make(apps, cfg.Runner)
+	rep.Plan = p
 	if o.DryRun {
 		rep.Finished = time.Now().UTC()
 		return rep, nil
