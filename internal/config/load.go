@@ -703,3 +703,19 @@ func (c *Config) Select(names ...string) error {
 	c.Apps = keep
 	return nil
 }
+
+// Cron is the config's schedule, parsed, and its time zone (time.Local when timezone is not
+// set): what `serve` runs on.
+func (c *Config) Cron() (cron.Schedule, *time.Location, error) {
+	s, err := cronParser.Parse(c.Schedule)
+	if err != nil {
+		return nil, nil, fmt.Errorf("schedule %q: %w", c.Schedule, err)
+	}
+	loc := time.Local
+	if c.Timezone != "" {
+		if loc, err = time.LoadLocation(c.Timezone); err != nil {
+			return nil, nil, fmt.Errorf("timezone %q: %w", c.Timezone, err)
+		}
+	}
+	return s, loc, nil
+}

@@ -47,4 +47,13 @@ type Result struct {
 	Versions []Version // the window, in window order (newest or highest first)
 	Latest   string    // highest stable semver in the window; "" when the window is empty
 	Skipped  []Skip
+	// RateLimit is what the source's API last said of its rate limit; nil when it said nothing
+	// (a git or registry source, or an API that sends no rate-limit headers).
+	RateLimit *RateLimit `json:"-"`
+}
+
+// RateLimit is an upstream API's rate-limit state.
+type RateLimit struct {
+	Host      string // the API host ("api.github.com")
+	Remaining int    // requests left in the current window
 }

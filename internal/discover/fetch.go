@@ -89,6 +89,16 @@ func sameOrigin(a, b *url.URL) bool {
 	return b != nil && strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
 }
 
+// RateLimit is the last rate-limit remaining count upstream reported, with the API's host; nil
+// before any.
+func (f *fetcher) RateLimit() *RateLimit {
+	n, ok := f.Remaining()
+	if !ok || f.origin == nil {
+		return nil
+	}
+	return &RateLimit{Host: f.origin.Host, Remaining: n}
+}
+
 // Remaining is the last rate-limit remaining count upstream reported; ok is false before any.
 func (f *fetcher) Remaining() (int, bool) {
 	n := f.remaining.Load()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -189,5 +190,9 @@ func TestMostlymatter(t *testing.T) {
 	}
 	if s.Hits("/repos/") != 1 {
 		t.Errorf("%d GitHub requests", s.Hits("/repos/"))
+	}
+	// The GitHub API's rate-limit headers come back with the result (serve's metric).
+	if u, _ := url.Parse(srv.URL); res.RateLimit == nil || res.RateLimit.Host != u.Host || res.RateLimit.Remaining <= 0 {
+		t.Errorf("RateLimit = %+v, want the fake's host %s and its remaining count", res.RateLimit, u.Host)
 	}
 }

@@ -129,3 +129,6 @@ func parseTime(s *string) time.Time {
 	}
 	return t.UTC()
 }
+
+// RateLimit is what the GitHub API last said of the rate limit; nil before any answer.
+func (g *GitHub) RateLimit() *RateLimit { return g.f.RateLimit() }

@@ -174,3 +174,12 @@ func gitlabNext(p *page, u *url.URL) (*url.URL, error) {
 	}
 	return parseLinkNext(p.Header.Get("Link"), u)
 }
+
+// RateLimit is what the GitLab API last said of the rate limit; nil before any answer (or when
+// the instance sends no RateLimit headers).
+func (g *GitLab) RateLimit() *RateLimit {
+	if g.f == nil {
+		return nil
+	}
+	return g.f.RateLimit()
+}

@@ -55,7 +55,11 @@ func ForApp(ctx context.Context, app *config.App, opts ...Option) (Result, error
 	if len(app.Require) > 0 {
 		gate = NewGate(app.Require, app.Platforms, opts...)
 	}
-	return Discover(ctx, src, app, win, gate, opts...)
+	res, err := Discover(ctx, src, app, win, gate, opts...)
+	if rl, ok := src.(interface{ RateLimit() *RateLimit }); ok {
+		res.RateLimit = rl.RateLimit()
+	}
+	return res, err
 }
 
 // RateLimited is implemented by the sources that see an API rate limit (GitHub, GitLab), for

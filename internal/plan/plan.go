@@ -71,6 +71,8 @@ type AppReport struct {
 	Versions []VersionReport `json:"versions"`
 	Skipped  []discover.Skip `json:"skipped,omitempty"`
 	Error    string          `json:"error,omitempty"`
+	// RateLimit is what the upstream API last said of its rate limit, when it said anything.
+	RateLimit *discover.RateLimit `json:"rate_limit,omitempty"`
 }
 
 // VersionReport is one version of an app across its components.
@@ -89,6 +91,8 @@ type ComponentReport struct {
 	Digest    string   `json:"digest,omitempty"`
 	Present   []string `json:"present,omitempty"`
 	Missing   []string `json:"missing,omitempty"`
+	// Digests are the present platforms' manifest digests.
+	Digests map[string]string `json:"digests,omitempty"`
 }
 
 // Failed reports whether any app could not be discovered or inspected.
@@ -105,7 +109,7 @@ func (p Plan) Failed() bool {
 func Make(apps []App, runner func(platform string) string) Plan {
 	var p Plan
 	for _, a := range apps {
-		rep := AppReport{Name: a.App.Name, Latest: a.Discovery.Latest, Skipped: a.Discovery.Skipped}
+		rep := AppReport{Name: a.App.Name, Latest: a.Discovery.Latest, Skipped: a.Discovery.Skipped, RateLimit: a.Discovery.RateLimit}
 		if a.Err != nil {
 			rep.Error = a.Err.Error()
 			p.Apps = append(p.Apps, rep)
@@ -157,6 +161,7 @@ func classify(component, repo string, st target.State, want []platform.Platform)
 	if st.Exists {
 		cr.Digest = st.Digest
 		cr.Present = st.Platforms
+		cr.Digests = st.Digests
 		for _, p := range st.Platforms {
 			present[p] = true
 		}

@@ -82,7 +82,7 @@ func describe(ctx context.Context, log *slog.Logger, d v1.Hash, mediaType string
 
 	switch types.MediaType(mt) {
 	case types.OCIImageIndex, types.DockerManifestList:
-		st.Platforms = indexPlatforms(log, d, m.Manifests)
+		st.Platforms, st.Digests = indexPlatforms(log, d, m.Manifests)
 	case types.OCIManifestSchema1, types.DockerManifestSchema2:
 		p, ok, err := imagePlatform(ctx, d, &m, config)
 		if err != nil {
@@ -90,6 +90,7 @@ func describe(ctx context.Context, log *slog.Logger, d v1.Hash, mediaType string
 		}
 		if ok {
 			st.Platforms = []string{p.String()}
+			st.Digests = map[string]string{p.String(): d.String()}
 		}
 	default:
 		return State{}, fmt.Errorf("manifest %s: unsupported media type %q", d, mt)
@@ -151,10 +152,11 @@ func imageDescriptor(ctx context.Context, d v1.Hash, header string, raw []byte, 
 }
 
 // indexPlatforms lists the platforms of an index's entries, normalised, sorted and without
-// duplicates. Attestation entries, and entries whose platform is missing or not one
-// archmirror knows, are not platforms.
-func indexPlatforms(log *slog.Logger, d v1.Hash, entries []v1.Descriptor) []string {
+// duplicates, and each one's entry digest (the first, for a platform listed twice). Attestation
+// entries, and entries whose platform is missing or not one archmirror knows, are not platforms.
+func indexPlatforms(log *slog.Logger, d v1.Hash, entries []v1.Descriptor) ([]string, map[string]string) {
 	var out []string
+	digests := map[string]string{}
 	for _, e := range entries {
 		if e.Annotations[annotationReferenceType] == attestationManifest {
 			continue
@@ -172,9 +174,12 @@ func indexPlatforms(log *slog.Logger, d v1.Hash, entries []v1.Descriptor) []stri
 			continue
 		}
 		out = append(out, p.String())
+		if _, dup := digests[p.String()]; !dup {
+			digests[p.String()] = e.Digest.String()
+		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out)
+	return slices.Compact(out), digests
 }
 
 // configPlatform reads the platform an image config declares, normalised; false when it

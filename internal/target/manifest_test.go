@@ -109,6 +109,15 @@ func TestDescribe(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := State{Exists: true, Digest: d.String(), MediaType: tt.mediaType, Platforms: tt.platforms, Annotations: tt.annotations, Manifest: raw}
+			for _, p := range st.Platforms {
+				if e := st.Digests[p]; e != d.String() && !strings.Contains(string(raw), `"`+e+`"`) {
+					t.Errorf("Digests[%s] = %q: not an entry of %s", p, e, raw)
+				}
+			}
+			if len(st.Digests) != len(st.Platforms) {
+				t.Errorf("Digests %v for platforms %v", st.Digests, st.Platforms)
+			}
+			st.Digests = nil
 			if !reflect.DeepEqual(st, want) {
 				t.Errorf("State = %+v\nwant    %+v", st, want)
 			}

@@ -32,6 +32,7 @@ type State struct {
 	Digest      string            // of the manifest or index the tag points at
 	MediaType   string            // of that manifest
 	Platforms   []string          // "linux/amd64", normalised (arm64 without variant), sorted
+	Digests     map[string]string // each platform's manifest digest (an index's entry, or the manifest itself)
 	Annotations map[string]string // the index's (or manifest's) annotations
 	Manifest    []byte            // the manifest itself, verified against Digest
 }

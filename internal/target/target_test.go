@@ -163,8 +163,24 @@ func withoutManifest(t *testing.T, st target.State) target.State {
 	} else if st.Manifest != nil {
 		t.Errorf("absent State has a manifest")
 	}
-	st.Manifest = nil
+	checkDigests(t, st)
+	st.Manifest, st.Digests = nil, nil
 	return st
+}
+
+// checkDigests checks that State.Digests names every platform, each with a digest the manifest
+// lists (an index's entry) or is (a single image).
+func checkDigests(t *testing.T, st target.State) {
+	t.Helper()
+	if len(st.Digests) != len(st.Platforms) {
+		t.Errorf("Digests %v for platforms %v", st.Digests, st.Platforms)
+	}
+	for _, p := range st.Platforms {
+		d, ok := st.Digests[p]
+		if !ok || (d != st.Digest && !strings.Contains(string(st.Manifest), `"`+d+`"`)) {
+			t.Errorf("Digests[%s] = %q: not in the manifest %s", p, d, st.Manifest)
+		}
+	}
 }
 
 // counter is a RoundTripper that records each request: "HEAD /v2/mirror/app/manifests/1.2.0",
