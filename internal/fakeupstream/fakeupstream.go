@@ -75,8 +75,9 @@ type Server struct {
 	hits   map[string]int // by escaped path
 	limits []limit
 	noHEAD bool
-	auth   []string // Authorization / PRIVATE-TOKEN values seen, in order
-	served int64    // 200s, for X-RateLimit-Remaining
+	auth   []string                 // Authorization / PRIVATE-TOKEN values seen, in order
+	served int64                    // 200s, for X-RateLimit-Remaining
+	holds  map[string]chan struct{} // /files/ prefixes whose GETs wait until the channel closes
 }
 
 // Default page sizes of the real APIs.
@@ -184,6 +185,39 @@ func (s *Server) Credentials() []string {
 	return append([]string(nil), s.auth...)
 }
 
+// Hold makes GETs of files whose path (under /files/) starts with prefix wait until release is
+// called or the client goes away: a download that takes as long as a test needs (a build caught
+// in the middle). HEADs answer at once.
+func (s *Server) Hold(prefix string) (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	if s.holds == nil {
+		s.holds = map[string]chan struct{}{}
+	}
+	s.holds[prefix] = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.holds, prefix)
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+func (s *Server) held(name string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for prefix, ch := range s.holds {
+		if strings.HasPrefix(name, prefix) {
+			return ch
+		}
+	}
+	return nil
+}
+
 // ServeHTTP routes /repos/{owner}/{repo}/releases, /api/v4/projects/{id}/repository/tags[/{tag}]
 // and /files/{path}.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -200,7 +234,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case strings.HasPrefix(path, "/files/"):
-		s.serveFile(w, r, strings.TrimPrefix(r.URL.Path, "/files/"))
+		name := strings.TrimPrefix(r.URL.Path, "/files/")
+		if hold := s.held(name); hold != nil && r.Method == http.MethodGet {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		s.serveFile(w, r, name)
 		return
 	case strings.HasPrefix(path, "/repos/"), strings.HasPrefix(path, "/api/v4/"):
 		if s.rateLimited(w) {

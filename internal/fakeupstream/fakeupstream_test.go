@@ -287,3 +287,35 @@ func TestRerouteAndCredentials(t *testing.T) {
 		t.Errorf("credentials %v", got)
 	}
 }
+
+func TestHold(t *testing.T) {
+	s := New(Fixture{Files: map[string][]byte{"a/b.tgz": []byte("tarball")}})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	release := s.Hold("a/")
+	defer release() // before srv.Close, which waits for the held request
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(srv.URL + "/files/a/b.tgz")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	select {
+	case b := <-got:
+		t.Fatalf("a held file answered at once: %q", b)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if resp, err := http.Head(srv.URL + "/files/a/b.tgz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HEAD of a held file: %v %v", resp, err)
+	}
+	release()
+	release() // twice is fine
+	if b := <-got; b != "tarball" {
+		t.Fatalf("after release: %q", b)
+	}
+}
