@@ -14,9 +14,10 @@ build:
 deps:
 	scripts/deps.sh registry buildkit
 
-# The supply-chain tests also run the pinned cosign CLI (built once, cached).
+# The supply-chain tests also run the pinned cosign CLI (built once, cached); the status page
+# test loads the page in headless Chromium.
 test-deps: deps
-	scripts/deps.sh cosign
+	scripts/deps.sh cosign chromium
 
 # Every test, with the real registry; a missing part fails instead of skipping.
 test: test-deps

@@ -93,6 +93,7 @@ for w in $want; do
 	debs) download_debs ;;
 	crane) go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" ;;
 	cosign) go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_VERSION" ;; # ~8 min cold
+	chromium) apt_install chromium ;; # headless browser for the status page test (testenv.Chromium)
 	*) log "unknown component $w" && exit 2 ;;
 	esac
 done

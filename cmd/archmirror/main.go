@@ -38,7 +38,10 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func failed(err error) error { return &exitError{code: exitFailed, err: err} }
-func usage(err error) error  { return &exitError{code: exitUsage, err: err} }
+
+var errNoServeFlags = errors.New("serve runs every app of the config: --app and --dry-run do not apply (POST /api/v1/runs takes apps)")
+
+func usage(err error) error { return &exitError{code: exitUsage, err: err} }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -87,7 +90,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pf.BoolVar(&g.json, "json", false, "print a JSON result on stdout")
 	pf.StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
 
-	root.AddCommand(versionCmd(g), planCmd(g), syncCmd(g), attestCmd(g), verifyCmd(g))
+	root.AddCommand(versionCmd(g), planCmd(g), syncCmd(g), attestCmd(g), verifyCmd(g), serveCmd(g))
 
 	err := root.Execute()
 	if err == nil {
