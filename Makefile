@@ -37,6 +37,7 @@ bench: deps
 	scripts/bench-plan.sh
 	scripts/bench-sync.sh
 	scripts/bench-attest.sh
+	scripts/bench-serve.sh
 
 demo: deps build
 	scripts/demo.sh

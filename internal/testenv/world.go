@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -108,6 +109,7 @@ func countingProxy(t testing.TB, backend string, uploaded *atomic.Int64) string 
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a client that goes away mid-request is not news
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
 			r.Body = countingBody{r.Body, uploaded}
