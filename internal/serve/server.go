@@ -171,9 +171,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.schedule(ctx) }()
-	runnerDone := make(chan struct{})
-	go func() { defer wg.Done(); defer close(runnerDone); s.runner(ctx, runCtx) }()
-	go s.inspectAtStart(runCtx)
+	runnerDone := make(chan struct{}) // not in wg: shutdown waits for it at most StopTimeout
+	go func() { defer close(runnerDone); s.runner(ctx, runCtx) }()
+	go func() { defer wg.Done(); s.inspectAtStart(runCtx) }() // cancelled with the runs at shutdown
 
 	var err error
 	select {
@@ -200,8 +200,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	wg.Wait()
-	if cerr := s.hist.Close(); err == nil {
-		err = cerr
+	select {
+	case <-runnerDone:
+		if cerr := s.hist.Close(); err == nil {
+			err = cerr
+		}
+	default:
+		// The runner is stuck in a sync that ignores cancellation: leave the history open
+		// (bbolt flushes every committed write) rather than close it under the runner.
+		if err == nil {
+			err = fmt.Errorf("the running sync did not stop within %s", s.o.StopTimeout)
+		}
 	}
 	return err
 }

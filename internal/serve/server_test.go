@@ -423,3 +423,41 @@ func TestReloadKeepsTheOldConfigWhenBroken(t *testing.T) {
 		return st.ConfigError == "" && st.Schedule == "@every 1h" && time.Until(st.NextRun) > 50*time.Minute
 	})
 }
+
+// TestShutdownIsBounded: a sync that ignores cancellation does not keep the service from
+// exiting; Serve says why.
+func TestShutdownIsBounded(t *testing.T) {
+	stuck := make(chan struct{})
+	defer close(stuck)
+	started := make(chan struct{}, 1)
+	sync := func(ctx context.Context, cfg *config.Config) (run.Report, error) {
+		started <- struct{}{}
+		<-stuck // ignores ctx
+		return run.Report{}, nil
+	}
+	s, err := New(Options{ConfigPath: world(t, "0 0 1 1 *"), Listen: "127.0.0.1:0", Token: token, StopTimeout: 300 * time.Millisecond,
+		Sync: sync, HistoryPath: filepath.Join(t.TempDir(), "h.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	if _, err := s.enqueue(TriggerAPI, Request{}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	t0 := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "did not stop within 300ms") {
+			t.Fatalf("Serve = %v", err)
+		}
+		if d := time.Since(t0); d > 3*time.Second {
+			t.Fatalf("Serve returned %s after its context ended (stop timeout 300ms)", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve waited for a sync that ignores cancellation")
+	}
+}
