@@ -96,7 +96,8 @@ type rawConfig struct {
 	Versions  Versions          `yaml:"versions"`
 	Schedule  string            `yaml:"schedule"`
 	Timezone  string            `yaml:"timezone"`
-	Builders  map[string]string `yaml:"builders"`
+	Builders  map[string]Nodes  `yaml:"builders"`
+	Emulation *bool             `yaml:"emulation"`
 	Runners   map[string]string `yaml:"runners"`
 	Sign      *Sign             `yaml:"sign"`
 	Cache     Cache             `yaml:"cache"`
@@ -154,7 +155,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	cfg := &Config{
 		Path: file, Target: raw.Target, Versions: raw.Versions, Schedule: raw.Schedule, Timezone: raw.Timezone,
-		Builders: raw.Builders, Runners: raw.Runners, Cache: raw.Cache,
+		Builders: raw.Builders, Runners: raw.Runners, Cache: raw.Cache, Emulation: raw.Emulation == nil || *raw.Emulation,
 	}
 	if raw.Sign != nil {
 		cfg.Sign = *raw.Sign
@@ -340,9 +341,25 @@ func (c *checker) builders(root *yaml.Node, cfg *Config) {
 				c.at(at, field, "write the platform as %s", p)
 			}
 		}
-		u, err := url.Parse(cfg.Builders[k])
-		if err != nil || !builderSchemes[u.Scheme] {
-			c.at(at, field, "%q is not a BuildKit address (unix:///run/buildkit/buildkitd.sock, tcp://host:1234, docker-container://name)", truncate(cfg.Builders[k], 80))
+		if len(cfg.Builders[k]) == 0 {
+			c.at(at, field, "no BuildKit address")
+		}
+		seen := map[string]bool{}
+		for i, nd := range cfg.Builders[k] {
+			f := field
+			if len(cfg.Builders[k]) > 1 {
+				f = fmt.Sprintf("%s[%d]", field, i)
+			}
+			u, err := url.Parse(nd.Addr)
+			switch {
+			case err != nil || !builderSchemes[u.Scheme]:
+				c.at(at, f, "%q is not a BuildKit address (unix:///run/buildkit/buildkitd.sock, tcp://host:1234, docker-container://name)", truncate(nd.Addr, 80))
+			case seen[nd.Addr]:
+				c.at(at, f, "%s is listed twice", nd.Addr)
+			case nd.Max < 0:
+				c.at(at, f, "max %d: want 0 (sync's --per-builder) or more", nd.Max)
+			}
+			seen[nd.Addr] = true
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -116,6 +117,12 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"apps.app.components.app: depends on \"base\", which is not a component of app app"}},
 		{"bad arg name", strings.Replace(base, "{context: ./ctx}", "{context: ./ctx, args: {'A-B': x}}", 1), []string{"apps.app.components.app.args.A-B: not a build argument name"}},
 		{"bad builder", "builders: {default: /run/buildkit.sock}\n" + base, []string{"builders.default: \"/run/buildkit.sock\" is not a BuildKit address"}},
+		{"bad builder in a list", "builders: {linux/arm64: [tcp://a:1234, 'b:1234']}\n" + base, []string{"builders.linux/arm64[1]: \"b:1234\" is not a BuildKit address"}},
+		{"builder twice", "builders: {linux/arm64: [tcp://a:1234, tcp://a:1234]}\n" + base, []string{"builders.linux/arm64[1]: tcp://a:1234 is listed twice"}},
+		{"builder without addr", "builders: {linux/arm64: [{max: 2}]}\n" + base, []string{"a node needs addr"}},
+		{"builder unknown field", "builders: {linux/arm64: [{addr: 'tcp://a:1', maxx: 2}]}\n" + base, []string{"maxx"}},
+		{"negative max", "builders: {linux/arm64: [{addr: 'tcp://a:1', max: -1}]}\n" + base, []string{"max -1"}},
+		{"emulation not bool", "emulation: sometimes\n" + base, []string{"emulation"}},
 		{"bad require", strings.Replace(base, "    components:", "    require: [{url: 'ftp://x/{{.Arch}}'}]\n    components:", 1), []string{"apps.app.require[0].url:", "does not render to an http(s) URL"}},
 		{"syntax error", "target: [\n", []string{"c.yaml:", "YAML syntax"}},
 		{"two documents", base + "---\n" + base, []string{"more than one YAML document"}},
@@ -188,6 +195,27 @@ func TestSignOff(t *testing.T) {
 		if err != nil || !cfg.Sign.Off {
 			t.Errorf("sign: %s → %+v, %v", v, cfg.Sign, err)
 		}
+	}
+}
+
+func TestBuilders(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(`builders:
+  default: unix:///run/buildkit/buildkitd.sock
+  linux/arm64: [tcp://arm-1:1234, {addr: "tcp://arm-2:1234", max: 3}]
+emulation: false
+`+base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Nodes{
+		"default":     {{Addr: "unix:///run/buildkit/buildkitd.sock"}},
+		"linux/arm64": {{Addr: "tcp://arm-1:1234"}, {Addr: "tcp://arm-2:1234", Max: 3}},
+	}
+	if !reflect.DeepEqual(cfg.Builders, want) || cfg.Emulation {
+		t.Fatalf("builders %+v, emulation %v", cfg.Builders, cfg.Emulation)
+	}
+	if cfg, err := Parse("c.yaml", []byte(base)); err != nil || !cfg.Emulation {
+		t.Fatalf("emulation defaults to true: %v, %v", cfg.Emulation, err)
 	}
 }
 

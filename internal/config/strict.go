@@ -107,6 +107,9 @@ func (s *shapeChecker) kinds(n *yaml.Node, t reflect.Type, path string) []error 
 		return errs
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
+			if reflect.PointerTo(t).Implements(unmarshalerType) {
+				return nil // a scalar form of a list (one builder address) is checked by the type
+			}
 			return kind("a list")
 		}
 		var errs []error

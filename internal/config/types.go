@@ -20,7 +20,10 @@ type Config struct {
 	Versions  Versions            `yaml:"versions"`
 	Schedule  string              `yaml:"schedule"`
 	Timezone  string              `yaml:"timezone"`
-	Builders  map[string]string   `yaml:"builders"`
+	Builders  map[string]Nodes    `yaml:"builders"` // "default" or a platform → its BuildKit nodes
+	// Emulation lets jobs without a native node run on builders.default (QEMU); false makes
+	// them fail instead. Default true.
+	Emulation bool `yaml:"-"`
 	Runners   map[string]string   `yaml:"runners"`
 	Sign      Sign                `yaml:"sign"`
 	Cache     Cache               `yaml:"cache"`
@@ -72,6 +75,16 @@ type Sign struct {
 	Rekor         string `yaml:"rekor"`
 	IdentityToken Secret `yaml:"identity_token"`
 }
+
+// Node is one BuildKit endpoint and how many jobs it takes at once (0: sync's --per-builder).
+type Node struct {
+	Addr string `yaml:"addr"`
+	Max  int    `yaml:"max"`
+}
+
+// Nodes are the endpoints of one builders key, in config order. In YAML: an address, a list
+// of addresses, or a list of {addr, max}.
+type Nodes []Node
 
 // Cache holds local caches (HTTP ETags, manifests by digest).
 type Cache struct {

@@ -80,6 +80,47 @@ func compileField(n *yaml.Node, field, expr string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
+// UnmarshalYAML accepts an address or {addr, max}.
+func (nd *Node) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*nd = Node{Addr: n.Value}
+		return nil
+	case yaml.MappingNode:
+		type plain Node
+		var p plain
+		if err := n.Decode(&p); err != nil {
+			return err
+		}
+		if p.Addr == "" {
+			return fieldErr(n, "a node needs addr")
+		}
+		*nd = Node(p)
+		return nil
+	}
+	return fieldErr(n, "want a BuildKit address or {addr, max}, got %s", describe(n))
+}
+
+// UnmarshalYAML accepts one node or a list of them.
+func (ns *Nodes) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.SequenceNode {
+		var nd Node
+		if err := nd.UnmarshalYAML(n); err != nil {
+			return err
+		}
+		*ns = Nodes{nd}
+		return nil
+	}
+	out := make(Nodes, len(n.Content))
+	for i, c := range n.Content {
+		if err := out[i].UnmarshalYAML(c); err != nil {
+			return err
+		}
+	}
+	*ns = out
+	return nil
+}
+
 // UnmarshalYAML accepts "off" / false, or a mapping {key, password, keyless}.
 func (s *Sign) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {

@@ -16,9 +16,13 @@ import (
 func SyncSummary(w io.Writer, r run.Report) error {
 	if len(r.Jobs) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "JOB\tSTATUS\tTIME\tDIGEST")
+		fmt.Fprintln(tw, "JOB\tSTATUS\tTIME\tDIGEST\tBUILDER")
 		for _, j := range r.Jobs {
-			fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%s\n", j.ID, j.Status, j.Seconds, short(j.Digest))
+			node := j.Builder
+			if len(j.Retried) > 0 {
+				node += " (after " + strings.Join(j.Retried, ", ") + " died)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%s\t%s\n", j.ID, j.Status, j.Seconds, short(j.Digest), node)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

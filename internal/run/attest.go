@@ -175,7 +175,7 @@ func (s *syncer) attestVersion(ctx context.Context, app *plan.App, comp *config.
 			if err != nil {
 				return attest.Version{}, fmt.Errorf("%s: %w", id, err)
 			}
-			b = built{spec: spec, builder: s.builderAddr(p)}
+			b = built{spec: spec} // the node that built it in an earlier run is not known
 		}
 		platforms = append(platforms, p.String())
 		v.Images = append(v.Images, attest.Image{Platform: p.String(), Digest: m.Digest, Build: s.provenanceBuild(u, id, b)})

@@ -61,7 +61,8 @@ type JobResult struct {
 	plan.Job
 	Status  JobStatus `json:"status"`
 	Digest  string    `json:"digest,omitempty"`
-	Builder string    `json:"builder,omitempty"`
+	Builder string    `json:"builder,omitempty"` // the node that built it (or failed)
+	Retried []string  `json:"retried,omitempty"` // nodes that died while building it
 	Seconds float64   `json:"seconds"`
 	Log     string    `json:"log,omitempty"` // the full build log on disk
 	Error   string    `json:"error,omitempty"`
@@ -167,14 +168,13 @@ type syncer struct {
 	logDir string
 	runID  string // names this run in provenance invocation ids
 
-	mu       sync.Mutex
-	indexes  map[unitKey]string // complete index digests: the plan's, and what this run published
-	built    map[string]built   // by job ID: what this run built, for provenance
-	jobs     []JobResult
-	units    []UnitResult
-	builders map[string]build.Builder
-	sem      chan struct{}            // --parallel
-	nodeSem  map[string]chan struct{} // --per-builder, by endpoint
+	mu      sync.Mutex
+	indexes map[unitKey]string // complete index digests: the plan's, and what this run published
+	built   map[string]built   // by job ID: what this run built, for provenance
+	jobs    []JobResult
+	units   []UnitResult
+	sem     chan struct{} // --parallel
+	pool    *pool         // BuildKit nodes
 }
 
 // unitKey names one version of one component of an app.
@@ -202,8 +202,13 @@ func (s *syncer) index(k unitKey) (string, bool) {
 
 func (s *syncer) run(ctx context.Context, p plan.Plan) {
 	s.sem = make(chan struct{}, s.o.Parallel)
-	s.builders = map[string]build.Builder{}
-	s.nodeSem = map[string]chan struct{}{}
+	var platforms []platform.Platform
+	for _, j := range p.Jobs {
+		if pl, err := platform.Parse(j.Platform); err == nil && !slices.Contains(platforms, pl) {
+			platforms = append(platforms, pl)
+		}
+	}
+	s.startPool(ctx, platforms)
 	units := map[unitKey]*unit{}
 	var order []*unit
 	for _, j := range p.Jobs {
@@ -365,53 +370,41 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	if s.o.Progress != nil {
 		spec.Step = func(step string) { s.o.Progress.JobStep(j.ID, step) }
 	}
-	addr := s.builderAddr(spec.Platform)
-	r.Builder = addr
-	b, node := s.builder(addr)
-	select {
-	case node <- struct{}{}:
-		defer func() { <-node }()
-	case <-ctx.Done():
-		return fail(ctx.Err())
-	}
-	s.log.Info("building", "job", j.ID, "builder", addr)
-	res, err := b.Build(ctx, spec)
+	cands, err := s.candidates(spec.Platform)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", j.ID, err))
 	}
+	var res build.Result
+	for {
+		n, err := s.pool.acquire(ctx, cands, r.Retried)
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", j.ID, err))
+		}
+		r.Builder = n.addr
+		s.log.Info("building", "job", j.ID, "builder", n.addr)
+		res, err = n.b.Build(ctx, spec)
+		s.pool.release(n)
+		if err == nil {
+			break
+		}
+		if !s.pool.died(ctx, n, err) {
+			return fail(fmt.Errorf("%s: %w", j.ID, err))
+		}
+		// The node went away under the build: what it pushed (by digest) is harmless, and
+		// another node of the platform builds the job again.
+		r.Retried = append(r.Retried, n.addr)
+		s.log.Warn("BuildKit node died during a build; retrying on another node", "job", j.ID, "node", n.addr, "err", firstLine(err.Error()))
+		fmt.Fprintf(lf, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, firstLine(err.Error()))
+	}
 	r.Status, r.Digest, r.Seconds = JobBuilt, res.Digest, time.Since(start).Seconds()
 	s.mu.Lock()
-	s.built[j.ID] = built{spec: spec, res: res, builder: addr}
+	s.built[j.ID] = built{spec: spec, res: res, builder: r.Builder}
 	s.mu.Unlock()
 	if s.o.Progress != nil {
 		s.o.Progress.JobDone(j.ID, string(JobBuilt)+" "+res.Digest, nil)
 	}
 	s.log.Info("built", "job", j.ID, "digest", res.Digest, "seconds", fmt.Sprintf("%.1f", time.Since(start).Seconds()))
 	return r
-}
-
-func (s *syncer) builderAddr(p platform.Platform) string {
-	if a, ok := s.cfg.Builders[p.String()]; ok {
-		return a
-	}
-	return build.Address(s.cfg.Builders["default"])
-}
-
-// builder returns the endpoint's builder and its concurrency limit, made on first use.
-func (s *syncer) builder(addr string) (build.Builder, chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.builders[addr]
-	if !ok {
-		b = s.o.NewBuilder(addr)
-		s.builders[addr] = b
-		n := s.o.PerBuilder
-		if n < 1 {
-			n = s.o.Parallel
-		}
-		s.nodeSem[addr] = make(chan struct{}, n)
-	}
-	return b, s.nodeSem[addr]
 }
 
 // spec renders a job's templates for its platform.

@@ -30,8 +30,8 @@ func newMetrics() *metrics {
 			Name: "archmirror_runs_total", Help: "Runs finished, by outcome (succeeded, failed, cancelled).",
 		}, []string{"outcome"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "archmirror_jobs_total", Help: "Build jobs finished, by outcome (built, failed, skipped) and platform.",
-		}, []string{"outcome", "platform"}),
+			Name: "archmirror_jobs_total", Help: "Build jobs finished, by outcome (built, failed, skipped), platform and the BuildKit node that ran them.",
+		}, []string{"outcome", "platform", "node"}),
 		jobSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "archmirror_job_duration_seconds", Help: "Build job durations, by platform.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14), // 1 s … 2.3 h
@@ -75,7 +75,7 @@ func (m *metrics) finished(r Run) {
 		m.lastSuccess.Set(float64(r.Finished.Unix()))
 	}
 	for _, j := range r.Jobs {
-		m.jobs.WithLabelValues(j.Status, j.Platform).Inc()
+		m.jobs.WithLabelValues(j.Status, j.Platform, j.Builder).Inc()
 		if j.Status != "skipped" {
 			m.jobSeconds.WithLabelValues(j.Platform).Observe(j.Seconds)
 		}

@@ -27,6 +27,20 @@ const BuildKitdEnv = "ARCHMIRROR_BUILDKITD"
 // A daemon starts in about a second; tests that build several times should share one.
 func BuildKit(t testing.TB, insecureRegistries ...string) string {
 	t.Helper()
+	return BuildKitNode(t, insecureRegistries...).Addr
+}
+
+// Node is a running buildkitd.
+type Node struct {
+	Addr string
+	// Kill stops the daemon at once (SIGKILL), as a machine that dies does; the test's cleanup
+	// still removes its files.
+	Kill func()
+}
+
+// BuildKitNode is BuildKit, for tests that also need to kill the daemon.
+func BuildKitNode(t testing.TB, insecureRegistries ...string) Node {
+	t.Helper()
 	bin := buildkitdBinary(t)
 	if os.Geteuid() != 0 {
 		Missing(t, "buildkitd needs root here (rootless BuildKit is not set up)")
@@ -34,11 +48,11 @@ func BuildKit(t testing.TB, insecureRegistries ...string) string {
 	if _, err := exec.LookPath("runc"); err != nil {
 		Missing(t, "runc is not installed (apt-get install -y runc, or scripts/deps.sh buildkit)")
 	}
-	addr, err := startBuildKit(t, bin, insecureRegistries)
+	n, err := startBuildKit(t, bin, insecureRegistries)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	return addr
+	return n
 }
 
 func buildkitdBinary(t testing.TB) string {
@@ -80,18 +94,18 @@ func buildkitdConfig(insecureRegistries []string) string {
 	return b.String()
 }
 
-func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (string, error) {
+func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (Node, error) {
 	t.Helper()
 	// Not t.TempDir: the socket path must stay short (108 bytes), and the root holds overlay
 	// mounts until the daemon has stopped.
 	dir, err := os.MkdirTemp("/tmp", "archmirror-buildkit-")
 	if err != nil {
-		return "", err
+		return Node{}, err
 	}
 	config := filepath.Join(dir, "buildkitd.toml")
 	if err := os.WriteFile(config, []byte(buildkitdConfig(insecureRegistries)), 0o644); err != nil {
 		os.RemoveAll(dir)
-		return "", err
+		return Node{}, err
 	}
 	sock := filepath.Join(dir, "buildkitd.sock")
 	addr := "unix://" + sock
@@ -102,7 +116,7 @@ func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (strin
 	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", err
+		return Node{}, err
 	}
 	defer notify.Close()
 	ready := make(chan struct{})
@@ -124,7 +138,7 @@ func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (strin
 	logf, err := os.Create(logPath)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", err
+		return Node{}, err
 	}
 	cmd := exec.Command(bin, "--addr", addr, "--root", filepath.Join(dir, "root"), "--config", config)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
@@ -134,7 +148,7 @@ func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (strin
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("start %s: %w", bin, err)
+		return Node{}, fmt.Errorf("start %s: %w", bin, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait(); logf.Close() }()
@@ -160,11 +174,11 @@ func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (strin
 		exited <- err
 		msg := logTail()
 		stop()
-		return "", fmt.Errorf("buildkitd exited before it was ready (%v):\n%s", err, msg)
+		return Node{}, fmt.Errorf("buildkitd exited before it was ready (%v):\n%s", err, msg)
 	case <-time.After(timeout):
 		msg := logTail()
 		stop()
-		return "", fmt.Errorf("buildkitd not ready after %s:\n%s", timeout, msg)
+		return Node{}, fmt.Errorf("buildkitd not ready after %s:\n%s", timeout, msg)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -172,5 +186,10 @@ func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (strin
 		}
 		stop()
 	})
-	return addr, nil
+	kill := func() {
+		_ = cmd.Process.Kill()
+		err := <-exited
+		exited <- err // for stop
+	}
+	return Node{Addr: addr, Kill: kill}, nil
 }
