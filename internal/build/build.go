@@ -22,6 +22,14 @@ type Spec struct {
 	Args       map[string]string // build args
 	Labels     map[string]string // image labels (OCI and upstream ones)
 
+	// SourceDateEpoch, when set, makes the build reproducible: the image's created time and
+	// history are this time, and every file newer than it in the layers the build adds is
+	// clamped to it, so the same inputs give the same manifest digest on any buildkitd at any
+	// time. The Dockerfile sees it as the build arg SOURCE_DATE_EPOCH (unix seconds); an
+	// explicit Args["SOURCE_DATE_EPOCH"] takes precedence. Zero leaves timestamps to BuildKit
+	// (the time of the build).
+	SourceDateEpoch time.Time
+
 	// Exactly one output: Push, a repository the image is pushed to by digest
 	// ("127.0.0.1:5000/ns/app"), or Layout, an OCI layout directory the image is added to
 	// (blobs and manifest, no tag).

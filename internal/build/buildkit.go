@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -238,11 +239,7 @@ func (b *BuildKit) build(ctx context.Context, s Spec) (Result, error) {
 	var out *layoutWriter
 	if s.Layout != "" {
 		out = newLayoutWriter(s.Layout)
-		opt.Exports = []client.ExportEntry{{
-			Type:   client.ExporterOCI,
-			Attrs:  map[string]string{"oci-mediatypes": "true"},
-			Output: out.open,
-		}}
+		opt.Exports[0].Output = out.open
 	}
 
 	// a known ref, to read the build's record from buildkitd's history afterwards
@@ -294,8 +291,12 @@ func check(s Spec) error {
 	return nil
 }
 
+// epochArg is the build arg the Dockerfile frontend takes the image's timestamps from.
+const epochArg = "SOURCE_DATE_EPOCH"
+
 // solveOpt is the Dockerfile frontend request for s, reading the (patched) Dockerfile from the
-// local directory dockerfileDir.
+// local directory dockerfileDir. For a Layout it leaves the OCI exporter's Output to the
+// caller.
 func solveOpt(s Spec, git bool, dockerfileDir string, sess []session.Attachable) (client.SolveOpt, error) {
 	dfFS, err := fsutil.NewFS(dockerfileDir)
 	if err != nil {
@@ -314,6 +315,19 @@ func solveOpt(s Spec, git bool, dockerfileDir string, sess []session.Attachable)
 	for k, v := range s.Labels {
 		attrs["label:"+k] = v
 	}
+	exp := map[string]string{"oci-mediatypes": "true"}
+	if !s.SourceDateEpoch.IsZero() {
+		// The frontend stamps the config and history with the build arg, and the exporter
+		// clamps the layers' file times to its own copy: without rewrite-timestamp every
+		// file a RUN or COPY touches keeps the time of the build. An explicit build arg
+		// wins; BuildKit then gives the exporter the arg's epoch itself.
+		if _, ok := s.Args[epochArg]; !ok {
+			epoch := strconv.FormatInt(s.SourceDateEpoch.Unix(), 10)
+			attrs["build-arg:"+epochArg] = epoch
+			exp[string(exptypes.OptKeySourceDateEpoch)] = epoch
+		}
+		exp[string(exptypes.OptKeyRewriteTimestamp)] = "true"
+	}
 	opt := client.SolveOpt{
 		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
@@ -329,18 +343,19 @@ func solveOpt(s Spec, git bool, dockerfileDir string, sess []session.Attachable)
 		}
 		opt.LocalMounts["context"] = ctxFS
 	}
-	if s.Push != "" {
-		a := map[string]string{
-			"name":           s.Push,
-			"push":           "true",
-			"push-by-digest": "true",
-			"name-canonical": "true",
-			"oci-mediatypes": "true",
-		}
+	switch {
+	case s.Push != "":
+		exp["name"] = s.Push
+		exp["push"] = "true"
+		exp["push-by-digest"] = "true"
+		exp["name-canonical"] = "true"
 		if s.Insecure {
-			a["registry.insecure"] = "true"
+			exp["registry.insecure"] = "true"
 		}
-		opt.Exports = []client.ExportEntry{{Type: client.ExporterImage, Attrs: a}}
+		opt.Exports = []client.ExportEntry{{Type: client.ExporterImage, Attrs: exp}}
+	case s.Layout != "":
+		// Build sets the Output: a layoutWriter into s.Layout
+		opt.Exports = []client.ExportEntry{{Type: client.ExporterOCI, Attrs: exp}}
 	}
 	if s.CacheRef != "" {
 		imp := map[string]string{"ref": s.CacheRef}

@@ -157,7 +157,7 @@ RUN test "$(/opt/app/hello)" = "$TARGETARCH"
 COPY note.txt /opt/app/note.txt
 `
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{reg: testenv.Registry(t)}
 	e.addr = testenv.BuildKit(t, e.reg)
@@ -166,7 +166,7 @@ func newEnv(t *testing.T) *env {
 
 	e.tarballs = map[string][]byte{}
 	for _, arch := range []string{"amd64", "arm64"} {
-		e.tarballs["/app-"+arch+".tar.gz"] = appTarball(t, hello(t, arch))
+		e.tarballs["/app-"+arch+".tar.gz"] = appTarball(t, hello(t, arch), nil)
 	}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.downloads.Add(1)
@@ -182,14 +182,14 @@ func newEnv(t *testing.T) *env {
 }
 
 // context writes the fixture build context and returns its directory.
-func (e *env) context(t *testing.T) string {
+func (e *env) context(t testing.TB) string {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "Dockerfile"), e.dockerfile)
 	write(t, filepath.Join(dir, "note.txt"), "from the context\n")
 	return dir
 }
 
-func (e *env) spec(t *testing.T, p platform.Platform, ctxDir string, log io.Writer) Spec {
+func (e *env) spec(t testing.TB, p platform.Platform, ctxDir string, log io.Writer) Spec {
 	return Spec{
 		JobID:    "app/1.2.3/" + p.Slug(),
 		Platform: p,
@@ -207,7 +207,7 @@ func (e *env) spec(t *testing.T, p platform.Platform, ctxDir string, log io.Writ
 }
 
 // hello builds a static Go program for linux/arch that prints its GOARCH.
-func hello(t *testing.T, arch string) []byte {
+func hello(t testing.TB, arch string) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "go.mod"), "module hello\n\ngo 1.22\n")
@@ -226,16 +226,21 @@ func hello(t *testing.T, arch string) []byte {
 	return b
 }
 
-// appTarball is a release tarball: app/hello and app/VERSION.
-func appTarball(t *testing.T, hello []byte) []byte {
+// appTarball is a release tarball: app/hello and app/VERSION, and app/data if data is not nil.
+func appTarball(t testing.TB, hello, data []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
-	for _, f := range []struct {
+	type file struct {
 		name string
 		mode int64
 		data []byte
-	}{{"app/", 0o755, nil}, {"app/hello", 0o755, hello}, {"app/VERSION", 0o644, []byte("1.2.3\n")}} {
+	}
+	files := []file{{"app/", 0o755, nil}, {"app/hello", 0o755, hello}, {"app/VERSION", 0o644, []byte("1.2.3\n")}}
+	if data != nil {
+		files = append(files, file{"app/data", 0o644, data})
+	}
+	for _, f := range files {
 		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}
 		if strings.HasSuffix(f.name, "/") {
 			h.Typeflag = tar.TypeDir
@@ -252,7 +257,7 @@ func appTarball(t *testing.T, hello []byte) []byte {
 	return buf.Bytes()
 }
 
-func write(t *testing.T, p, s string) {
+func write(t testing.TB, p, s string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -264,7 +269,7 @@ func write(t *testing.T, p, s string) {
 
 // buildAll builds specs concurrently, as the orchestrator does, and returns the results and the
 // wall time.
-func buildAll(t *testing.T, b Builder, specs ...Spec) ([]Result, time.Duration) {
+func buildAll(t testing.TB, b Builder, specs ...Spec) ([]Result, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	results := make([]Result, len(specs))
@@ -512,7 +517,7 @@ func (e *env) checkInputs(t *testing.T, r Result, log *bytes.Buffer, commit stri
 	}
 }
 
-func requirePlatform(t *testing.T, platforms []string, p string) {
+func requirePlatform(t testing.TB, platforms []string, p string) {
 	t.Helper()
 	if !containsString(platforms, p) {
 		testenv.Missing(t, "buildkitd cannot build "+p+" (install qemu-user-static and enable binfmt_misc: scripts/deps.sh buildkit)")
