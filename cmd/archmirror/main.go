@@ -54,6 +54,7 @@ func main() {
 type globals struct {
 	config   string
 	apps     []string
+	over     config.Overrides // --target, --max-versions, --platform
 	dryRun   bool
 	json     bool
 	logLevel string
@@ -89,8 +90,11 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pf.BoolVar(&g.dryRun, "dry-run", false, "show what would be done, change nothing")
 	pf.BoolVar(&g.json, "json", false, "print a JSON result on stdout")
 	pf.StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error (logs go to stderr)")
+	pf.StringVar(&g.over.Target, "target", "", "override the config's target.registry (REGISTRY/NAMESPACE or oci:DIR)")
+	pf.IntVar(&g.over.MaxVersions, "max-versions", 0, "override every app's versions.max")
+	pf.StringSliceVar(&g.over.Platforms, "platform", nil, "override every app's platforms (repeatable)")
 
-	root.AddCommand(versionCmd(g), planCmd(g), syncCmd(g), attestCmd(g), verifyCmd(g), serveCmd(g))
+	root.AddCommand(versionCmd(g), planCmd(g), syncCmd(g), buildCmd(g), publishCmd(g), attestCmd(g), verifyCmd(g), serveCmd(g))
 
 	err := root.Execute()
 	if err == nil {
@@ -124,6 +128,9 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	}
 	if err := cfg.Select(g.apps...); err != nil {
 		return nil, usage(fmt.Errorf("--app: %w", err))
+	}
+	if cfg, err = cfg.With(g.over); err != nil {
+		return nil, usage(fmt.Errorf("--target/--max-versions/--platform: %w", err))
 	}
 	return cfg, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // timezone: works on machines without /usr/share/zoneinfo
@@ -231,8 +232,8 @@ func (c *checker) target(root *yaml.Node, t *Target) {
 		c.at(n, "target.registry", "required: a registry namespace (ghcr.io/acme/mirror) or an OCI layout directory (oci:./mirror)")
 		return
 	}
-	if dir, ok := t.Layout(); ok {
-		if dir == "" {
+	if strings.HasPrefix(t.Registry, "oci:") {
+		if dir, _ := t.Layout(); dir == "" {
 			c.at(reg, "target.registry", "oci: needs a directory, e.g. oci:./mirror")
 		}
 		if t.Insecure || t.Username != "" || t.Password.IsSet() {
@@ -735,4 +736,61 @@ func (c *Config) Cron() (cron.Schedule, *time.Location, error) {
 		}
 	}
 	return s, loc, nil
+}
+
+// Overrides are a run's changes to a config: the seeds' manual inputs. Zero values change
+// nothing.
+type Overrides struct {
+	Apps        []string // only these apps
+	MaxVersions int      // every app's versions.max
+	Platforms   []string // every app's platforms
+	Target      string   // target.registry
+}
+
+// With returns a copy of c with o applied, checked as the loader checks a file; c itself is not
+// changed (a service shares it between runs).
+func (c *Config) With(o Overrides) (*Config, error) {
+	out := *c
+	out.Apps = slices.Clone(c.Apps)
+	if err := out.Select(o.Apps...); err != nil {
+		return nil, fmt.Errorf("apps: %w", err)
+	}
+	var platforms []platform.Platform
+	for _, p := range o.Platforms {
+		pl, err := platform.Parse(p)
+		if err != nil {
+			return nil, fmt.Errorf("platforms: %w", err)
+		}
+		if slices.Contains(platforms, pl) {
+			return nil, fmt.Errorf("platforms: %s is listed twice", pl)
+		}
+		platforms = append(platforms, pl)
+	}
+	if o.MaxVersions < 0 || o.MaxVersions > 1000 {
+		return nil, fmt.Errorf("max_versions: %d: want 1 to 1000", o.MaxVersions)
+	}
+	if o.Target != "" {
+		out.Target.Registry = o.Target
+		chk := &checker{}
+		chk.target(nil, &out.Target)
+		if len(chk.errs) > 0 {
+			return nil, errors.Join(chk.errs...)
+		}
+	}
+	for i, a := range out.Apps {
+		app := *a
+		if o.MaxVersions > 0 {
+			v := c.Versions
+			if a.Versions != nil {
+				v = *a.Versions
+			}
+			v.Max = o.MaxVersions
+			app.Versions = &v
+		}
+		if len(platforms) > 0 {
+			app.Platforms = platforms
+		}
+		out.Apps[i] = &app
+	}
+	return &out, nil
 }

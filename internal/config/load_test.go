@@ -264,3 +264,29 @@ func TestTemplateLimits(t *testing.T) {
 		t.Errorf("conditional = %q", s)
 	}
 }
+
+func TestWith(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(strings.Replace(base, "apps:", "apps:\n  other:\n    source: {github: acme/other}\n    components:\n      other: {context: ./ctx}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.With(Overrides{Apps: []string{"app"}, MaxVersions: 2, Platforms: []string{"linux/arm64/v8"}, Target: "registry.example/ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Apps) != 1 || got.Apps[0].Name != "app" || got.Apps[0].Versions.Max != 2 ||
+		len(got.Apps[0].Platforms) != 1 || got.Apps[0].Platforms[0].String() != "linux/arm64" || got.Target.Registry != "registry.example/ns" {
+		t.Fatalf("With = %+v %+v", got.Apps[0], got.Target)
+	}
+	if len(cfg.Apps) != 2 || cfg.Apps[0].Versions.Max == 2 || cfg.Target.Registry == "registry.example/ns" || len(cfg.App("app").Platforms) != 2 {
+		t.Fatal("With changed the config it was called on")
+	}
+	for _, o := range []Overrides{
+		{Apps: []string{"nope"}}, {Platforms: []string{"linux/amd46"}}, {Platforms: []string{"linux/arm64", "linux/arm64/v8"}},
+		{MaxVersions: -1}, {Target: "https://registry.example/ns"}, {Target: "oci:"},
+	} {
+		if _, err := cfg.With(o); err == nil {
+			t.Errorf("With(%+v) accepted", o)
+		}
+	}
+}

@@ -23,11 +23,11 @@ type Config struct {
 	Builders  map[string]Nodes    `yaml:"builders"` // "default" or a platform → its BuildKit nodes
 	// Emulation lets jobs without a native node run on builders.default (QEMU); false makes
 	// them fail instead. Default true.
-	Emulation bool `yaml:"-"`
-	Runners   map[string]string   `yaml:"runners"`
-	Sign      Sign                `yaml:"sign"`
-	Cache     Cache               `yaml:"cache"`
-	Apps      []*App              `yaml:"-"` // in file order
+	Emulation bool              `yaml:"-"`
+	Runners   map[string]string `yaml:"runners"`
+	Sign      Sign              `yaml:"sign"`
+	Cache     Cache             `yaml:"cache"`
+	Apps      []*App            `yaml:"-"` // in file order
 }
 
 // Target is where mirrors are published: a registry namespace or an OCI layout directory.

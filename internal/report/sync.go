@@ -59,7 +59,7 @@ func SyncSummary(w io.Writer, r run.Report) error {
 	fmt.Fprintf(w, "built %d, failed %d, skipped %d; published %d, repaired %d; %s%.1fs\n",
 		count[run.JobBuilt], count[run.JobFailed], count[run.JobSkipped], pub[publish.Published], pub[publish.Repaired],
 		attested(r.Attestations), r.Finished.Sub(r.Started).Seconds())
-	if len(r.Jobs) == 0 && !r.Plan.Failed() {
+	if len(r.Jobs) == 0 && len(r.Units) == 0 && !r.Plan.Failed() {
 		fmt.Fprintln(w, "nothing to build: every version in the window is complete")
 	}
 	for _, a := range r.Plan.Apps {

@@ -130,23 +130,11 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 			return rep, err
 		}
 	}
-	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt, publish.WithLogger(o.logger())), apps: apps, log: o.logger(),
-		indexes: completeIndexes(rep.Plan), built: map[string]built{}, runID: newRunID(rep.Started)}
-	if s.o.Parallel < 1 {
-		s.o.Parallel = 2
+	s, err := newSyncer(cfg, tgt, apps, rep.Plan, o, rep.Started)
+	if err != nil {
+		return rep, err
 	}
-	if s.o.NewBuilder == nil {
-		kc, err := targetKeychain(cfg.Target, authn.DefaultKeychain)
-		if err != nil {
-			return rep, err
-		}
-		s.o.NewBuilder = func(addr string) build.Builder { return build.NewBuildKit(addr, build.WithKeychain(kc)) }
-	}
-	if s.o.LogDir == "" {
-		s.o.LogDir = filepath.Join(cfg.Cache.Dir, "logs")
-	}
-	rep.LogDir = filepath.Join(s.o.LogDir, rep.Started.Format("20060102T150405Z"))
-	s.logDir = rep.LogDir
+	rep.LogDir = s.logDir
 	s.run(ctx, rep.Plan)
 	s.convergeLatest(ctx)
 	if signer != nil {
@@ -156,6 +144,28 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 	rep.Jobs, rep.Units = s.jobs, s.units
 	rep.Finished = time.Now().UTC()
 	return rep, nil
+}
+
+// newSyncer sets up what building and publishing need: the publisher, the builders' factory
+// (BuildKit with the target's credentials), the log directory of this run.
+func newSyncer(cfg *config.Config, tgt target.Target, apps []plan.App, p plan.Plan, o SyncOptions, started time.Time) (*syncer, error) {
+	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt, publish.WithLogger(o.logger())), apps: apps, log: o.logger(),
+		indexes: completeIndexes(p), built: map[string]built{}, runID: newRunID(started)}
+	if s.o.Parallel < 1 {
+		s.o.Parallel = 2
+	}
+	if s.o.NewBuilder == nil {
+		kc, err := targetKeychain(cfg.Target, authn.DefaultKeychain)
+		if err != nil {
+			return nil, err
+		}
+		s.o.NewBuilder = func(addr string) build.Builder { return build.NewBuildKit(addr, build.WithKeychain(kc)) }
+	}
+	if s.o.LogDir == "" {
+		s.o.LogDir = filepath.Join(cfg.Cache.Dir, "logs")
+	}
+	s.logDir = filepath.Join(s.o.LogDir, started.Format("20060102T150405Z"))
+	return s, nil
 }
 
 type syncer struct {
@@ -428,6 +438,7 @@ func (s *syncer) spec(u *unit, j plan.Job, refs config.RefFunc) (build.Spec, err
 	spec := build.Spec{
 		JobID: j.ID, Platform: p, Context: s.resolveContext(ctxText), Dockerfile: c.Dockerfile,
 		Patches: c.Patches, Args: args, Labels: s.annotations(u.app.App, c, u.version),
+		SourceDateEpoch: u.version.Published,
 	}
 	if _, ok := s.cfg.Target.Layout(); ok {
 		spec.Layout = s.tgt.Ref(c.Name)

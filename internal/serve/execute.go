@@ -287,44 +287,10 @@ func firstLine(s string) string {
 	return s
 }
 
-// applyRequest returns cfg with a run's overrides: only req.Apps, each app's window max and
-// platforms replaced. cfg itself is not changed (it is shared with the API and later runs).
+// applyRequest returns cfg with a run's overrides applied to a copy (cfg is shared with the API
+// and later runs).
 func applyRequest(cfg *config.Config, req Request) (*config.Config, error) {
-	c := *cfg
-	c.Apps = slices.Clone(cfg.Apps)
-	if err := c.Select(req.Apps...); err != nil {
-		return nil, fmt.Errorf("apps: %w", err)
-	}
-	var platforms []platform.Platform
-	for _, p := range req.Platforms {
-		pl, err := platform.Parse(p)
-		if err != nil {
-			return nil, fmt.Errorf("platforms: %w", err)
-		}
-		if slices.Contains(platforms, pl) {
-			return nil, fmt.Errorf("platforms: %s is listed twice", pl)
-		}
-		platforms = append(platforms, pl)
-	}
-	if req.MaxVersions < 0 || req.MaxVersions > 1000 {
-		return nil, fmt.Errorf("max_versions: %d: want 1 to 1000", req.MaxVersions)
-	}
-	for i, a := range c.Apps {
-		app := *a
-		if req.MaxVersions > 0 {
-			v := cfg.Versions
-			if a.Versions != nil {
-				v = *a.Versions
-			}
-			v.Max = req.MaxVersions
-			app.Versions = &v
-		}
-		if len(platforms) > 0 {
-			app.Platforms = platforms
-		}
-		c.Apps[i] = &app
-	}
-	return &c, nil
+	return cfg.With(config.Overrides{Apps: req.Apps, MaxVersions: req.MaxVersions, Platforms: req.Platforms})
 }
 
 // lockTarget takes the lock file of cfg's target without waiting: another process syncing the
