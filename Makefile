@@ -15,9 +15,10 @@ deps:
 	scripts/deps.sh registry buildkit
 
 # The supply-chain tests also run the pinned cosign CLI (built once, cached); the status page
-# test loads the page in headless Chromium.
+# test loads the page in headless Chromium; the examples test lints the GitHub Actions workflows
+# with the pinned actionlint (built once, cached) and Debian's shellcheck.
 test-deps: deps
-	scripts/deps.sh cosign chromium
+	scripts/deps.sh cosign chromium actionlint
 
 # Every test, with the real registry; a missing part fails instead of skipping.
 test: test-deps

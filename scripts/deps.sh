@@ -7,6 +7,7 @@ set -euo pipefail
 BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.34.2}
 CRANE_VERSION=${CRANE_VERSION:-v0.22.1}
 COSIGN_VERSION=${COSIGN_VERSION:-v3.1.3}
+ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-v1.7.12}
 TOOLS=${ARCHMIRROR_TOOLS:-$HOME/.cache/archmirror/bin}
 DEBS=${ARCHMIRROR_DEBS:-$HOME/.cache/archmirror/debs}
 mkdir -p "$TOOLS"
@@ -94,6 +95,10 @@ for w in $want; do
 	crane) go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" ;;
 	cosign) go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_VERSION" ;; # ~8 min cold
 	chromium) apt_install chromium ;; # headless browser for the status page test (testenv.Chromium)
+	actionlint) # lints examples/github-actions (testenv.Actionlint); shellcheck checks their run: scripts
+		go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
+		apt_install shellcheck
+		;;
 	*) log "unknown component $w" && exit 2 ;;
 	esac
 done
