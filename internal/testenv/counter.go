@@ -11,7 +11,7 @@ import (
 // that hold a stage to a request budget. It also counts writes (Writes) and keeps
 // "METHOD /path" of each request, for tests that check which requests were sent (Requests).
 type Counter struct {
-	n, writes atomic.Int64
+	n, writes, sent atomic.Int64
 	Next      http.RoundTripper // nil: http.DefaultTransport
 
 	mu   sync.Mutex
@@ -23,6 +23,9 @@ func (c *Counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		c.writes.Add(1)
+	}
+	if r.ContentLength > 0 {
+		c.sent.Add(r.ContentLength)
 	}
 	c.mu.Lock()
 	c.reqs = append(c.reqs, r.Method+" "+r.URL.Path)
@@ -40,6 +43,9 @@ func (c *Counter) Count() int64 { return c.n.Load() }
 // Writes is the number of requests sent so far that were not GET or HEAD: PUT, POST, PATCH,
 // DELETE.
 func (c *Counter) Writes() int64 { return c.writes.Load() }
+
+// Sent is the number of request body bytes sent so far (by Content-Length).
+func (c *Counter) Sent() int64 { return c.sent.Load() }
 
 // Requests lists the requests sent so far, in order, as "METHOD /path" (no query).
 func (c *Counter) Requests() []string {
