@@ -1,9 +1,6 @@
 package testenv
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 )
 
@@ -22,20 +19,7 @@ const ShellcheckEnv = "ARCHMIRROR_SHELLCHECK"
 // is skipped (failed under ARCHMIRROR_E2E=1).
 func Actionlint(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv(ActionlintEnv); p != "" {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "archmirror", "bin", "actionlint-"+ActionlintVersion)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("actionlint"); err == nil {
-		return p
-	}
-	Missing(t, "the actionlint CLI is not installed (scripts/deps.sh actionlint builds it into ~/.cache/archmirror/bin)")
-	return ""
+	return tool(t, ActionlintEnv, "actionlint-"+ActionlintVersion, "actionlint", "scripts/deps.sh actionlint builds it into ~/.cache/archmirror/bin")
 }
 
 // Shellcheck returns the path of the shellcheck CLI, which actionlint runs on every run: script
@@ -43,12 +27,5 @@ func Actionlint(t testing.TB) string {
 // PATH; else the test is skipped (failed under ARCHMIRROR_E2E=1).
 func Shellcheck(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv(ShellcheckEnv); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("shellcheck"); err == nil {
-		return p
-	}
-	Missing(t, "shellcheck is not installed (scripts/deps.sh actionlint: apt-get install shellcheck)")
-	return ""
+	return tool(t, ShellcheckEnv, "", "shellcheck", "scripts/deps.sh actionlint: apt-get install shellcheck")
 }

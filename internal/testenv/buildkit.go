@@ -57,20 +57,7 @@ func BuildKitNode(t testing.TB, insecureRegistries ...string) Node {
 
 func buildkitdBinary(t testing.TB) string {
 	t.Helper()
-	if bin := os.Getenv(BuildKitdEnv); bin != "" {
-		return bin
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		bin := filepath.Join(home, ".cache", "archmirror", "bin", "buildkitd")
-		if _, err := os.Stat(bin); err == nil {
-			return bin
-		}
-	}
-	if bin, err := exec.LookPath("buildkitd"); err == nil {
-		return bin
-	}
-	Missing(t, "buildkitd is not installed (scripts/deps.sh buildkit builds it into ~/.cache/archmirror/bin)")
-	return ""
+	return tool(t, BuildKitdEnv, "buildkitd", "buildkitd", "scripts/deps.sh buildkit builds it into ~/.cache/archmirror/bin")
 }
 
 // buildkitdConfig is the daemon's TOML configuration.

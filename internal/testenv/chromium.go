@@ -22,14 +22,7 @@ const chromiumTimeout = 60 * time.Second
 // else the test is skipped (failed under ARCHMIRROR_E2E=1).
 func Chromium(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv(ChromiumEnv); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	Missing(t, "chromium is not installed (scripts/deps.sh chromium: apt-get install chromium)")
-	return ""
+	return tool(t, ChromiumEnv, "", "chromium", "scripts/deps.sh chromium: apt-get install chromium")
 }
 
 // DumpDOM loads url in headless Chromium and returns the DOM it built, serialized as HTML.

@@ -1,9 +1,6 @@
 package testenv
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 )
 
@@ -18,18 +15,5 @@ const CosignVersion = "v3.1.3"
 // caches, or one on PATH; else the test is skipped (failed under ARCHMIRROR_E2E=1).
 func Cosign(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv(CosignEnv); p != "" {
-		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		p := filepath.Join(home, ".cache", "archmirror", "bin", "cosign-"+CosignVersion)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	Missing(t, "the cosign CLI is not installed (scripts/deps.sh cosign builds it into ~/.cache/archmirror/bin)")
-	return ""
+	return tool(t, CosignEnv, "cosign-"+CosignVersion, "cosign", "scripts/deps.sh cosign builds it into ~/.cache/archmirror/bin")
 }

@@ -12,7 +12,7 @@ import (
 // "METHOD /path" of each request, for tests that check which requests were sent (Requests).
 type Counter struct {
 	n, writes, sent atomic.Int64
-	Next      http.RoundTripper // nil: http.DefaultTransport
+	Next            http.RoundTripper // nil: http.DefaultTransport
 
 	mu   sync.Mutex
 	reqs []string
