@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -361,8 +362,17 @@ func TestSyncIntoLayout(t *testing.T) {
 	}
 	e := newE2E(t)
 	mirror := filepath.Join(t.TempDir(), "mirror")
-	text, _ := os.ReadFile(e.cfgPath)
-	os.WriteFile(e.cfgPath, []byte(strings.Replace(string(text), "registry: "+e.ns, "registry: oci:"+mirror, 1)), 0o644)
+	text, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := "registry: "+strconv.Quote(e.ns), "registry: "+strconv.Quote("oci:"+mirror)
+	if !strings.Contains(string(text), from) {
+		t.Fatalf("the config has no %s:\n%s", from, text)
+	}
+	if err := os.WriteFile(e.cfgPath, []byte(strings.Replace(string(text), from, to, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	rep := e.sync(t, "hello")
 	if rep.Failed() {
