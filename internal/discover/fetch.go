@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/archmirror/archmirror/internal/retry"
 )
 
 // maxBody bounds every response body read from upstream.
@@ -81,9 +83,15 @@ func newFetcher(name string, origin *url.URL, o options) *fetcher {
 		}
 		return nil
 	}
+	// Server errors and dropped connections are retried by archmirror's one policy; rate
+	// limits (403 and 429 with their reset headers) are this fetcher's own business.
+	c.Transport = upstreamRetry.Transport(c.Transport)
 	f.client = &c
 	return f
 }
+
+// upstreamRetry is the retry policy of upstream APIs and downloads: everything but 429.
+var upstreamRetry = retry.Policy{Statuses: []int{500, 502, 503, 504}}
 
 func sameOrigin(a, b *url.URL) bool {
 	return b != nil && strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)

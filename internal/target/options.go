@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/retry"
 )
 
 // Option configures New.
@@ -24,11 +25,12 @@ type options struct {
 	cacheDir  string
 	keychain  authn.Keychain
 	logger    *slog.Logger
+	retry     retry.Policy
 }
 
 // WithTransport sends every registry request through rt, the ping and token exchanges
-// included; wrap it to count requests, add retries or rate limits (the target adds none of
-// its own). When the target is insecure and rt is an *http.Transport, a clone with TLS
+// included; wrap it to count requests or add rate limits. The target's retries (WithRetry) sit
+// above rt, so rt sees every attempt. When the target is insecure and rt is an *http.Transport, a clone with TLS
 // verification off is used; any other RoundTripper is used as given and decides TLS itself.
 // The default is go-containerregistry's remote.DefaultTransport.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
@@ -41,6 +43,10 @@ func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = di
 // WithKeychain resolves registry credentials when the config has no username. The default is
 // authn.DefaultKeychain (Docker config and credential helpers).
 func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
+
+// WithRetry sets the retry policy of registry requests; the default is retry.Default (GET,
+// HEAD, PUT and DELETE retried on connection errors and 429/5xx, honouring Retry-After).
+func WithRetry(p retry.Policy) Option { return func(o *options) { o.retry = p } }
 
 // WithLogger sets the logger for debug and warning messages. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -97,7 +103,7 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		prefix += "/" + path
 	}
 
-	base := baseTransport(o.transport, cfg.Insecure)
+	base := o.retry.Transport(baseTransport(o.transport, cfg.Insecure))
 	if !cfg.Insecure && !isLoopback(host) {
 		base = httpsOnly{host: reg.RegistryStr(), next: base}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/target"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
@@ -366,7 +367,7 @@ func TestInspectServerError(t *testing.T) {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 	}))
 	c := newCounter()
-	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithTransport(c))
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithTransport(c), target.WithRetry(noRetry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,6 +386,35 @@ func TestInspectServerError(t *testing.T) {
 	}
 }
 
+// noRetry makes one attempt per request: the error tests count what one failure causes.
+var noRetry = retry.Policy{Attempts: 1}
+
+// TestInspectRetries: a registry that answers 503 twice, then normally, is inspected without an
+// error (archmirror's retry policy, honouring Retry-After).
+func TestInspectRetries(t *testing.T) {
+	var fails atomic.Int32
+	host := serverHost(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fails.Add(1) <= 2 {
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path != "/v2/" {
+			http.NotFound(w, r)
+		}
+	}))
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := tgt.Inspect(t.Context(), "app", "1.2.0"); err != nil || st.Exists {
+		t.Fatalf("Inspect after two 503s = %+v, %v", st, err)
+	}
+	if fails.Load() < 3 {
+		t.Fatalf("%d requests", fails.Load())
+	}
+}
+
 // A failed ping is an error for that Inspect, and is tried again on the next one.
 func TestInspectPingError(t *testing.T) {
 	var down atomic.Bool
@@ -399,7 +429,7 @@ func TestInspectPingError(t *testing.T) {
 		}
 	}))
 	c := newCounter()
-	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithTransport(c))
+	tgt, err := target.New(config.Target{Registry: host + "/mirror"}, target.WithTransport(c), target.WithRetry(noRetry))
 	if err != nil {
 		t.Fatal(err)
 	}
