@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/subtle"
 	"io"
 	"log"
 	"net/http"
@@ -37,9 +38,17 @@ var programs = sync.OnceValues(func() (map[string][]byte, error) { return fixtur
 type WorldOption func(*worldOptions)
 
 type worldOptions struct {
-	referrers bool
-	sign      string
-	target    string
+	referrers      bool
+	sign           string
+	target         string
+	user, pass, pw string // WithBasicAuth
+}
+
+// WithBasicAuth puts a proxy that wants Basic credentials user:pass in front of the registry
+// (the base image is pushed behind it), and writes them into the config's target, the password
+// as passwordRef (env://NAME; the caller sets NAME).
+func WithBasicAuth(user, pass, passwordRef string) WorldOption {
+	return func(o *worldOptions) { o.user, o.pass, o.pw = user, pass, passwordRef }
 }
 
 // WithReferrersAPI puts go-containerregistry's registry, which has the OCI referrers API, behind
@@ -68,9 +77,13 @@ func NewWorld(t testing.TB, opts ...WorldOption) *World {
 		backend = Registry(t)
 	}
 	w := &World{Uploaded: &atomic.Int64{}}
-	w.Registry = countingProxy(t, backend, w.Uploaded)
-	w.BuildKit = BuildKit(t, w.Registry)
-	_, _, amd64 := BaseImage(t, w.Registry)
+	w.Registry = countingProxy(t, backend, w.Uploaded, "", "")
+	base := w.Registry
+	if o.user != "" {
+		w.Registry = countingProxy(t, backend, w.Uploaded, o.user, o.pass)
+	}
+	w.BuildKit = BuildKit(t, w.Registry, base)
+	_, _, amd64 := BaseImage(t, base)
 	progs, err := programs()
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +105,8 @@ func NewWorld(t testing.TB, opts ...WorldOption) *World {
 	if o.target != "" {
 		tgt = o.target
 	}
-	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: tgt, CacheDir: filepath.Join(w.Dir, "cache"), Builder: w.BuildKit, Sign: o.sign})
+	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: tgt, CacheDir: filepath.Join(w.Dir, "cache"), Builder: w.BuildKit, Sign: o.sign,
+		Username: o.user, PasswordRef: o.pw})
 	if err := os.WriteFile(w.ConfigPath, text, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +115,9 @@ func NewWorld(t testing.TB, opts ...WorldOption) *World {
 
 // countingProxy is a loopback reverse proxy to the registry that adds up the bytes of every
 // request body (what clients upload), so a test can see what a run pushed — BuildKit's pushes
-// included, which no transport of ours sees.
-func countingProxy(t testing.TB, backend string, uploaded *atomic.Int64) string {
+// included, which no transport of ours sees. With user set it wants those Basic credentials
+// on every request, as a registry with a password does.
+func countingProxy(t testing.TB, backend string, uploaded *atomic.Int64, user, pass string) string {
 	t.Helper()
 	u, err := url.Parse("http://" + backend)
 	if err != nil {
@@ -111,6 +126,16 @@ func countingProxy(t testing.TB, backend string, uploaded *atomic.Int64) string 
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // a client that goes away mid-request is not news
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user != "" {
+			u, p, ok := r.BasicAuth()
+			if !ok || subtle.ConstantTimeCompare([]byte(u+"\x00"+p), []byte(user+"\x00"+pass)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Basic realm="archmirror-test"`)
+				w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+			r.Header.Del("Authorization")
+		}
 		if r.Body != nil {
 			r.Body = countingBody{r.Body, uploaded}
 		}
