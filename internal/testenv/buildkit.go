@@ -75,8 +75,12 @@ func buildkitdConfig(insecureRegistries []string) string {
 [worker.containerd]
   enabled = false
 `)
+	seen := map[string]bool{}
 	for _, r := range insecureRegistries {
-		fmt.Fprintf(&b, "\n[registry.%q]\n  http = true\n", r)
+		if !seen[r] { // buildkitd refuses a config that names a registry twice
+			seen[r] = true
+			fmt.Fprintf(&b, "\n[registry.%q]\n  http = true\n", r)
+		}
 	}
 	return b.String()
 }

@@ -82,7 +82,11 @@ func NewWorld(t testing.TB, opts ...WorldOption) *World {
 	if o.user != "" {
 		w.Registry = countingProxy(t, backend, w.Uploaded, o.user, o.pass)
 	}
-	w.BuildKit = BuildKit(t, w.Registry, base)
+	insecure := []string{w.Registry}
+	if base != w.Registry {
+		insecure = append(insecure, base)
+	}
+	w.BuildKit = BuildKit(t, insecure...)
 	_, _, amd64 := BaseImage(t, base)
 	progs, err := programs()
 	if err != nil {
