@@ -12,6 +12,7 @@
 package retry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -89,6 +90,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.Body = body
 		}
 		resp, err := t.next.RoundTrip(r)
+		if err == nil && attempt < t.p.Attempts {
+			err = buffer(r, resp)
+			if err != nil {
+				resp = nil // the connection broke in the body: try again from the start
+			}
+		}
 		if attempt == t.p.Attempts || !t.retriable(resp, err) {
 			return resp, err
 		}
@@ -107,6 +114,28 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// maxBuffered bounds the answers read whole inside RoundTrip: manifests, configs, API pages.
+const maxBuffered = 8 << 20
+
+// buffer reads a small successful GET answer whole, so that a connection cut in the middle of
+// its body is retried here instead of surfacing later as the caller's "unexpected EOF". Large
+// or unknown-length bodies (blobs) are left streaming.
+func buffer(req *http.Request, resp *http.Response) error {
+	if req.Method != http.MethodGet || resp.StatusCode/100 != 2 || resp.ContentLength < 0 || resp.ContentLength > maxBuffered {
+		return nil
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && int64(len(b)) != resp.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return nil
 }
 
 // idempotent reports whether req may be sent again.

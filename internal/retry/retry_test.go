@@ -176,3 +176,32 @@ func TestWaitStopsWithContext(t *testing.T) {
 		t.Fatalf("err %v after %s", err, time.Since(t0))
 	}
 }
+
+// TestResetMidBody: an answer cut in the middle of its body is retried (the caller never sees
+// the short read).
+func TestResetMidBody(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		if n.Add(1) == 1 {
+			_, _ = io.WriteString(w, "01234")
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "0123456789")
+	}))
+	defer srv.Close()
+	sl := &sleeps{}
+	resp, err := (&http.Client{Transport: Policy{Sleep: sl.sleep}.Transport(nil)}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "0123456789" || n.Load() != 2 {
+		t.Fatalf("body %q, %v, after %d tries", b, err, n.Load())
+	}
+}
