@@ -75,6 +75,9 @@ func tagsOf(t *testing.T, repo string) map[string]string {
 		t.Fatal(err)
 	}
 	tags, err := remote.List(r)
+	if err != nil && strings.Contains(err.Error(), "NAME_UNKNOWN") {
+		return map[string]string{} // nothing pushed there yet
+	}
 	if err != nil {
 		t.Fatalf("%s: %v", repo, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/archmirror/archmirror/internal/plan"
 	"github.com/archmirror/archmirror/internal/platform"
 	"github.com/archmirror/archmirror/internal/publish"
+	"github.com/archmirror/archmirror/internal/target"
 )
 
 // StagingPrefix starts the tags that record built jobs.
@@ -56,15 +57,6 @@ func BuildJob(ctx context.Context, cfg *config.Config, o SyncOptions, id string)
 	if err != nil {
 		return rep, err
 	}
-	tag := StagingTag(job.Version, pl)
-	st, err := tgt.Inspect(ctx, job.Component, tag)
-	if err != nil {
-		return rep, err
-	}
-	if st.Exists && slices.Contains(st.Platforms, pl.String()) {
-		rep.Jobs = []JobResult{{Job: job, Status: JobBuilt, Digest: st.Digest, Builder: "recorded"}}
-		return rep, nil
-	}
 	s, err := newSyncer(cfg, tgt, apps, p, o, rep.Started)
 	if err != nil {
 		return rep, err
@@ -74,20 +66,39 @@ func BuildJob(ctx context.Context, cfg *config.Config, o SyncOptions, id string)
 	s.startPool(ctx, []platform.Platform{pl})
 	a := s.app(job.App)
 	u := &unit{app: a, comp: component(a.App, job.Component), version: version(a, job.Version)}
-	r := s.runJob(ctx, u, job, func(name string) (string, error) { return s.ref(u, name) })
-	if r.Status == JobBuilt {
-		d, err := v1.NewHash(r.Digest)
-		if err == nil {
-			// Guarded by what the tag holds now: a stale recording (an earlier build of the
-			// job) is replaced, a concurrent one is not lost silently.
-			err = tgt.Tag(ctx, job.Component, tag, d, st.Digest)
-		}
-		if err != nil {
-			r.Status, r.Error = JobFailed, fmt.Sprintf("built %s but could not record it as %s: %v", r.Digest, tag, err)
-		}
-	}
-	rep.Jobs = []JobResult{r}
+	rep.Jobs = []JobResult{s.runJob(ctx, u, job, func(name string) (string, error) { return s.ref(u, name) })}
 	return rep, nil
+}
+
+// recorded is what the target holds under job j's StagingTag, when it is an image of j's
+// platform (else Exists is false).
+func (s *syncer) recorded(ctx context.Context, j plan.Job) (target.State, error) {
+	pl, err := platform.Parse(j.Platform)
+	if err != nil {
+		return target.State{}, err
+	}
+	st, err := s.tgt.Inspect(ctx, j.Component, StagingTag(j.Version, pl))
+	if err != nil {
+		return target.State{}, fmt.Errorf("%s: recorded build: %w", j.ID, err)
+	}
+	if st.Exists && !slices.Contains(st.Platforms, pl.String()) {
+		st.Exists = false
+	}
+	return st, nil
+}
+
+// record tags the image job j built with its StagingTag, guarded by what the tag held before
+// the build (was): a stale recording is replaced, a concurrent writer's is not lost silently.
+func (s *syncer) record(ctx context.Context, j plan.Job, digest, was string) error {
+	pl, err := platform.Parse(j.Platform)
+	if err != nil {
+		return err
+	}
+	d, err := v1.NewHash(digest)
+	if err != nil {
+		return err
+	}
+	return s.tgt.Tag(ctx, j.Component, StagingTag(j.Version, pl), d, was)
 }
 
 // explainNoJob says why id is not a job of the plan: its version is complete, or the config

@@ -343,6 +343,17 @@ func (s *syncer) skip(u *unit, why string) {
 
 func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.RefFunc) JobResult {
 	r := JobResult{Job: j}
+	// A job an earlier run (or a CI runner) built and recorded is not built again: a sync
+	// killed half-way resumes where it stopped.
+	rec, err := s.recorded(ctx, j)
+	if err != nil {
+		r.Status, r.Error = JobFailed, err.Error()
+		return r
+	}
+	if rec.Exists {
+		r.Status, r.Digest, r.Builder = JobBuilt, rec.Digest, "recorded"
+		return r
+	}
 	select {
 	case s.sem <- struct{}{}:
 		defer func() { <-s.sem }()
@@ -405,6 +416,9 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		r.Retried = append(r.Retried, n.addr)
 		s.log.Warn("BuildKit node died during a build; retrying on another node", "job", j.ID, "node", n.addr, "err", firstLine(err.Error()))
 		fmt.Fprintf(lf, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, firstLine(err.Error()))
+	}
+	if err := s.record(ctx, j, res.Digest, rec.Digest); err != nil {
+		return fail(fmt.Errorf("%s: built %s but could not record it: %w", j.ID, res.Digest, err))
 	}
 	r.Status, r.Digest, r.Seconds = JobBuilt, res.Digest, time.Since(start).Seconds()
 	s.mu.Lock()
