@@ -57,7 +57,7 @@ func (p Policy) withDefaults() Policy {
 		p.Statuses = []int{http.StatusTooManyRequests, 500, 502, 503, 504}
 	}
 	if p.Sleep == nil {
-		p.Sleep = sleep
+		p.Sleep = Sleep
 	}
 	return p
 }
@@ -202,7 +202,8 @@ func retryAfter(v string) (time.Duration, bool) {
 	return 0, false
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends (its error then).
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -66,6 +66,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/archmirror/archmirror/internal/retry"
 )
 
 // What the target knows of the registry's referrers API.
@@ -579,7 +581,7 @@ func (r *registry) addToFallback(ctx context.Context, rt http.RoundTripper, repo
 			return err
 		}
 		// After a collision, wait longer: the other writers are busy.
-		if err := sleep(ctx, settle(time.Since(start))<<puts); err != nil {
+		if err := retry.Sleep(ctx, settle(time.Since(start))<<puts); err != nil {
 			return err
 		}
 	}
@@ -602,20 +604,9 @@ func racing(ctx context.Context, f func() error) error {
 		if attempt == racingAttempts || !errors.As(err, &terr) || terr.StatusCode != http.StatusInternalServerError {
 			return err
 		}
-		if err := sleep(ctx, minSettle/2+rand.N(minSettle)); err != nil {
+		if err := retry.Sleep(ctx, minSettle/2+rand.N(minSettle)); err != nil {
 			return err
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
