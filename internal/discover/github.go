@@ -64,10 +64,6 @@ func NewGitHub(repo string, opts ...Option) *GitHub {
 // String is "github owner/repo".
 func (g *GitHub) String() string { return g.f.name }
 
-// RateLimitRemaining is the last X-RateLimit-Remaining GitHub reported; ok is false before the
-// first response.
-func (g *GitHub) RateLimitRemaining() (remaining int, ok bool) { return g.f.Remaining() }
-
 // ghRelease is the part of a GitHub release object that discovery reads.
 type ghRelease struct {
 	TagName         string  `json:"tag_name"`

@@ -93,8 +93,8 @@ func TestGitHubPagination(t *testing.T) {
 			if tt.maxPages == 2 && !strings.Contains(logs.String(), "max_pages") {
 				t.Errorf("no warning about max_pages: %s", logs)
 			}
-			if n, ok := g.RateLimitRemaining(); !ok || n <= 0 {
-				t.Errorf("RateLimitRemaining = %d, %v", n, ok)
+			if rl := g.RateLimit(); rl == nil || rl.Remaining <= 0 {
+				t.Errorf("RateLimit = %+v", rl)
 			}
 		})
 	}

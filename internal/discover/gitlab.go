@@ -97,9 +97,6 @@ func gitlabProjectURL(base, project, suffix string) (*url.URL, error) {
 // String is "gitlab host group/project".
 func (g *GitLab) String() string { return g.f.name }
 
-// RateLimitRemaining is the last RateLimit-Remaining GitLab reported; ok is false before any.
-func (g *GitLab) RateLimitRemaining() (remaining int, ok bool) { return g.f.Remaining() }
-
 // glTag is the part of a GitLab tag object that discovery reads.
 type glTag struct {
 	Name      string  `json:"name"`

@@ -56,16 +56,16 @@ func ForApp(ctx context.Context, app *config.App, opts ...Option) (Result, error
 		gate = NewGate(app.Require, app.Platforms, opts...)
 	}
 	res, err := Discover(ctx, src, app, win, gate, opts...)
-	if rl, ok := src.(interface{ RateLimit() *RateLimit }); ok {
+	if rl, ok := src.(RateLimited); ok {
 		res.RateLimit = rl.RateLimit()
 	}
 	return res, err
 }
 
 // RateLimited is implemented by the sources that see an API rate limit (GitHub, GitLab), for
-// metrics: the last remaining count upstream reported, ok false before any response.
+// metrics: what the API last said of it, nil before any response.
 type RateLimited interface {
-	RateLimitRemaining() (remaining int, ok bool)
+	RateLimit() *RateLimit
 }
 
 var (
