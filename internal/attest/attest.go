@@ -135,12 +135,10 @@ func New(store Store, signer *sign.Signer, opts ...Option) *Attester {
 	if a.cat == nil {
 		a.cat = sbom.New(sbom.WithLogger(a.log))
 	}
-	a.signerID = SignerID(signer)
+	a.signerID = signer.ID()
 	return a
 }
 
-// SignerID is the SignerAnnotation value of bundles signer makes.
-func SignerID(s *sign.Signer) string { return s.ID() }
 
 // Attest makes sure v's index and each of its images carry the four bundles, adding what is
 // missing. Images come first, so a failure part way leaves the index without its signature
@@ -246,12 +244,10 @@ func (a *Attester) missing(ctx context.Context, repo string, d v1.Hash, res *Res
 	return miss, nil
 }
 
-// isBundle reports whether a referrers listing entry is a Sigstore bundle: by its artifactType,
-// or by cosign's predicate-type annotation for registries that list the config's media type
-// as the artifactType (go-containerregistry's own registry does).
-func isBundle(r v1.Descriptor) bool {
-	return r.ArtifactType == BundleMediaType || r.Annotations[PredicateTypeAnnotation] != ""
-}
+// isBundle reports whether a referrers listing entry is a Sigstore bundle. The target gives
+// every listing the manifest's artifactType, even from registries that list the config's media
+// type instead.
+func isBundle(r v1.Descriptor) bool { return r.ArtifactType == BundleMediaType }
 
 // add makes and signs the statement of each missing predicate type, in order, and attaches
 // them in one call (one update of a fallback index).

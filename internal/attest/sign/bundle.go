@@ -87,16 +87,6 @@ func (s *Signer) ID() string {
 	return "key:" + string(s.keypair.GetHint())
 }
 
-// PublicKeyPEM is the public key of a key signer, nil for a keyless one.
-func (s *Signer) PublicKeyPEM() []byte {
-	if k, ok := s.keypair.(*Key); ok {
-		if b, err := k.PublicKeyPEM(); err == nil {
-			return b
-		}
-	}
-	return nil
-}
-
 // Bundle signs statement (an in-toto statement's JSON) into a DSSE envelope and returns the
 // Sigstore bundle (v0.3) as protobuf JSON, the blob cosign stores as a referrer.
 func (s *Signer) Bundle(ctx context.Context, statement []byte) ([]byte, error) {

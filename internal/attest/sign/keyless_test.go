@@ -102,8 +102,8 @@ func TestKeylessSignerOneCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Keyless() || s.PublicKeyPEM() != nil {
-		t.Fatalf("Keyless() = %v, PublicKeyPEM = %q", s.Keyless(), s.PublicKeyPEM())
+	if !s.Keyless() || s.ID() != "keyless" {
+		t.Fatalf("Keyless() = %v, ID = %q", s.Keyless(), s.ID())
 	}
 	var certs []string
 	for i := range 3 {
