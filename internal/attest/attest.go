@@ -139,7 +139,6 @@ func New(store Store, signer *sign.Signer, opts ...Option) *Attester {
 	return a
 }
 
-
 // Attest makes sure v's index and each of its images carry the four bundles, adding what is
 // missing. Images come first, so a failure part way leaves the index without its signature
 // sooner than an image (verify checks them all). An error names the subject and step.
