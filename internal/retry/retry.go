@@ -5,7 +5,7 @@
 // manifest or tag PUT writes the same bytes again), with a body it can send again
 // (Request.GetBody). POST and PATCH — blob upload sessions — are not: a failed upload is
 // started over by the caller, never resumed half-way by a transport that cannot know the
-// session's state. Retried: connection errors (reset, refused, unexpected EOF, timeouts) and
+// session's state: Do runs such an operation again from its start. Retried: connection errors (reset, refused, unexpected EOF, timeouts) and
 // the statuses 429, 500, 502, 503 and 504. The wait is the server's Retry-After when it gives
 // one — never less, up to MaxWait; a server asking for more is answered at once with its
 // response, which the caller reports — else exponential backoff with full jitter.
@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -152,12 +153,7 @@ func (t *transport) retriable(resp *http.Response, err error) bool {
 	if err != nil {
 		return transient(err)
 	}
-	for _, s := range t.p.Statuses {
-		if resp.StatusCode == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(t.p.Statuses, resp.StatusCode)
 }
 
 // transient is an error of the connection, not of the request: worth another try.
@@ -200,6 +196,38 @@ func retryAfter(v string) (time.Duration, bool) {
 		return max(time.Until(at), 0), true
 	}
 	return 0, false
+}
+
+// Do runs op, and runs it again from its start while it fails with an error retriable says is
+// worth another try, up to p.Attempts in all, with p's backoff between tries: for what the
+// transport must not repeat by itself, such as a blob upload (POST, PATCH, PUT) that a reset or
+// a 5xx broke half-way — the next try starts a new upload session. retriable nil means
+// Transient. The error is op's last, or ctx's when it ends during a wait.
+func (p Policy) Do(ctx context.Context, retriable func(error) bool, op func() error) error {
+	p = p.withDefaults()
+	if retriable == nil {
+		retriable = Transient
+	}
+	t := &transport{p: p}
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil || attempt == p.Attempts || !retriable(err) || ctx.Err() != nil {
+			return err
+		}
+		wait, _ := t.wait(nil, attempt)
+		if serr := p.Sleep(ctx, wait); serr != nil {
+			return err
+		}
+	}
+}
+
+// Transient reports whether err is a failure of the connection rather than of the request: a
+// reset, a refused connection, a body cut short, a timeout. A cancelled context is not.
+func Transient(err error) bool { return transient(err) }
+
+// Status reports whether code is one of the statuses p retries.
+func (p Policy) Status(code int) bool {
+	return slices.Contains(p.withDefaults().Statuses, code)
 }
 
 // Sleep waits d, or until ctx ends (its error then).

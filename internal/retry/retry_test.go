@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -203,5 +205,52 @@ func TestResetMidBody(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || string(b) != "0123456789" || n.Load() != 2 {
 		t.Fatalf("body %q, %v, after %d tries", b, err, n.Load())
+	}
+}
+
+// TestDo restarts an operation while it fails with what retriable accepts, stops at the first
+// error it does not, and gives up after Attempts.
+func TestDo(t *testing.T) {
+	var waits []time.Duration
+	p := Policy{Attempts: 3, Sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
+	flaky := errors.New("flaky")
+	fatal := errors.New("fatal")
+	retriable := func(err error) bool { return errors.Is(err, flaky) }
+
+	runs := 0
+	err := p.Do(context.Background(), retriable, func() error {
+		runs++
+		if runs < 3 {
+			return flaky
+		}
+		return nil
+	})
+	if err != nil || runs != 3 || len(waits) != 2 {
+		t.Fatalf("flaky twice: err %v after %d runs and %d waits, want nil after 3 and 2", err, runs, len(waits))
+	}
+
+	runs = 0
+	err = p.Do(context.Background(), retriable, func() error { runs++; return flaky })
+	if !errors.Is(err, flaky) || runs != 3 {
+		t.Fatalf("always flaky: err %v after %d runs, want flaky after 3", err, runs)
+	}
+
+	runs = 0
+	err = p.Do(context.Background(), retriable, func() error { runs++; return fatal })
+	if !errors.Is(err, fatal) || runs != 1 {
+		t.Fatalf("fatal: err %v after %d runs, want fatal after 1", err, runs)
+	}
+
+	// The default classifier restarts after a reset, not after a cancelled context.
+	runs = 0
+	err = p.Do(context.Background(), nil, func() error {
+		runs++
+		if runs == 1 {
+			return &net.OpError{Op: "read", Err: syscall.ECONNRESET}
+		}
+		return context.Canceled
+	})
+	if !errors.Is(err, context.Canceled) || runs != 2 {
+		t.Fatalf("reset then cancelled: err %v after %d runs, want context.Canceled after 2", err, runs)
 	}
 }

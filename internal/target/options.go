@@ -114,6 +114,7 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		base:     rewind{next: base},
 		keychain: o.keychain,
 		insecure: cfg.Insecure || isLoopback(host),
+		retry:    o.retry,
 		log:      o.logger.With("target", prefix),
 		probing:  make(chan struct{}, 1),
 	}

@@ -2,9 +2,11 @@ package target_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -855,4 +857,71 @@ func TestAttachBatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttachThroughBrokenUploads attaches through a proxy that truncates 15 % of the upload
+// requests (POST, PATCH, PUT with a body) and fails 5 % of all requests with a 5xx: every
+// referrer must be attached and listed, its blobs whole, because a broken blob upload starts
+// over in a new session. The same faults with a policy of a single try must fail: the test
+// can tell the difference.
+func TestAttachThroughBrokenUploads(t *testing.T) {
+	reg := testenv.Registry(t)
+	attach := func(t *testing.T, p retry.Policy, seed uint64) (*testenv.FaultProxy, error) {
+		fp := testenv.NewFaultProxy(t, reg, testenv.Faults{Seed: seed, TruncateUpload: 0.15, ServerError: 0.05})
+		root := fp.Addr + "/mirror"
+		p.Sleep = func(context.Context, time.Duration) error { return nil }
+		tgt := newTarget(t, root, target.WithRetry(p))
+		sub := pushSubject(t, tgt, reg+"/mirror", "app", "1.0.0")
+		var errs []error
+		for i := range 6 {
+			r := testenv.NewReferrer(t, sub, fmt.Sprintf("https://example.com/predicate/%d", i))
+			if _, err := tgt.Attach(t.Context(), "app", target.Artifact{Manifest: r.Manifest, Blobs: r.Blobs}); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, b := range r.Blobs {
+				ref, err := name.NewDigest(reg + "/mirror/app@" + digestOf(b).String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := remote.Layer(ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rc, err := got.Compressed()
+				if err != nil {
+					t.Fatalf("referrer %d: blob %s: %v", i, digestOf(b), err)
+				}
+				body, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil || !bytes.Equal(body, b) {
+					t.Fatalf("referrer %d: blob %s is not what was uploaded (%d bytes of %d, %v)", i, digestOf(b), len(body), len(b), err)
+				}
+			}
+		}
+		if len(errs) == 0 {
+			if got := referrersOK(t, tgt, "app", sub.Digest); len(got) != 6 {
+				t.Errorf("%d referrers listed, want 6", len(got))
+			}
+		}
+		return fp, errors.Join(errs...)
+	}
+
+	fp, err := attach(t, retry.Policy{Attempts: 8}, 3)
+	if err != nil {
+		t.Fatalf("attach through broken uploads: %v\nfaults: %v", err, fp.Counts())
+	}
+	if fp.Counts()[testenv.FaultTruncate] == 0 {
+		t.Fatalf("no upload was truncated: the test proves nothing (faults %v)", fp.Counts())
+	}
+	t.Logf("faults absorbed: %v", fp.Counts())
+
+	if _, err := attach(t, retry.Policy{Attempts: 1}, 3); err == nil {
+		t.Error("with a single try the same faults went unnoticed: the test cannot fail")
+	}
+}
+
+func digestOf(b []byte) v1.Hash {
+	sum := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 }

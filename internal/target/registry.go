@@ -27,6 +27,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/archmirror/archmirror/internal/retry"
 )
 
 // registry is a Target under a registry namespace: repo "app" is <namespace>/app.
@@ -38,8 +40,9 @@ type registry struct {
 	base     http.RoundTripper
 	auth     authn.Authenticator // from the config; nil means resolve from keychain
 	keychain authn.Keychain
-	cache    *store // nil: no cache
-	insecure bool   // builders may use plain HTTP or unverified TLS
+	cache    *store       // nil: no cache
+	insecure bool         // builders may use plain HTTP or unverified TLS
+	retry    retry.Policy // its transport's; Do restarts what the transport must not repeat
 	log      *slog.Logger
 
 	mu sync.Mutex
@@ -227,6 +230,16 @@ func incompleteHead(ctx context.Context, err error) bool {
 
 // explain shortens a registry's error answer to "HEAD: 503 Service Unavailable", naming the
 // request only when it was not to repo itself ("GET /v2/: 503 …", "GET https://auth.example/token: 401 …").
+// restartable reports whether an operation that failed with err is worth starting over: the
+// connection broke, or the registry answered a status the retry policy retries.
+func (r *registry) restartable(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		return r.retry.Status(terr.StatusCode)
+	}
+	return retry.Transient(err)
+}
+
 func (r *registry) explain(err error, repo name.Repository) error {
 	var terr *transport.Error
 	if !errors.As(err, &terr) {

@@ -35,9 +35,8 @@ package target
 // Writers racing on one name also trip over distribution's filesystem storage, which writes a
 // tag's or a blob's link file in place: a read that meets another writer's half-written link
 // is answered 500 (docker-registry 2.8, three processes attaching at once, in
-// TestAttachAcrossProcesses). That 500 is this protocol's own doing, so the reads of a
-// fallback tag and the uploads of a blob are tried again on it (racing, a few times); every
-// other failure is the caller's transport's to retry, as elsewhere in the target.
+// TestAttachAcrossProcesses). The target's retry policy absorbs it like any other 500: its
+// transport repeats the reads, and a blob upload is started over (retry.Policy.Do).
 //
 // go-containerregistry's remote.Write and remote.Put do the fallback themselves for a
 // manifest with a subject, but they probe the referrers API on every such PUT and rewrite the
@@ -82,8 +81,6 @@ const (
 	fallbackAttempts = 5
 	// minSettle is the least wait before checking that a fallback index PUT stuck.
 	minSettle = 30 * time.Millisecond
-	// racingAttempts bounds the tries of a read that meets another writer's write.
-	racingAttempts = 4
 	// maxReferrersPages bounds a referrers API listing that keeps saying there is more.
 	maxReferrersPages = 100
 )
@@ -374,8 +371,7 @@ func (r *registry) listFallback(ctx context.Context, repo name.Repository, d v1.
 	if err != nil {
 		return nil, err
 	}
-	var raw []byte
-	err = racing(ctx, func() (err error) { raw, err = r.fallbackIndex(ctx, repo, tag, opts); return err })
+	raw, err := r.fallbackIndex(ctx, repo, tag, opts)
 	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("fallback tag %s: %w", tag, err)
@@ -527,12 +523,14 @@ func (r *registry) ensureBlob(ctx context.Context, repo name.Repository, desc v1
 			return err
 		}
 		defer unlock()
-		return racing(ctx, func() error {
-			if err := remote.WriteLayer(repo, static.NewLayer(content, desc.MediaType), opts...); err != nil {
-				return r.explain(err, repo)
-			}
-			return nil
+		// An upload broken half-way starts over, in a new upload session.
+		err = r.retry.Do(ctx, r.restartable, func() error {
+			return remote.WriteLayer(repo, static.NewLayer(content, desc.MediaType), opts...)
 		})
+		if err != nil {
+			return r.explain(err, repo)
+		}
+		return nil
 	}
 	l, err := remote.Layer(repo.Digest(desc.Digest.String()), opts...)
 	if err != nil {
@@ -561,8 +559,8 @@ func (r *registry) addToFallback(ctx context.Context, rt http.RoundTripper, repo
 	defer unlock()
 	for puts := 0; ; puts++ {
 		start := time.Now()
-		var raw []byte
-		if err := racing(ctx, func() (err error) { raw, err = r.fallbackIndex(ctx, repo, tag, opts); return err }); err != nil {
+		raw, err := r.fallbackIndex(ctx, repo, tag, opts)
+		if err != nil {
 			return err
 		}
 		merged, add, err := addEntries(raw, descs)
@@ -593,21 +591,6 @@ func (r *registry) addToFallback(ctx context.Context, rt http.RoundTripper, repo
 func settle(window time.Duration) time.Duration {
 	d := 2*window + minSettle
 	return d + rand.N(d/2)
-}
-
-// racing runs f again, up to racingAttempts times in all, while it fails with a 500: what
-// distribution answers a read of a link file another writer is writing (see the top).
-func racing(ctx context.Context, f func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := f()
-		var terr *transport.Error
-		if attempt == racingAttempts || !errors.As(err, &terr) || terr.StatusCode != http.StatusInternalServerError {
-			return err
-		}
-		if err := retry.Sleep(ctx, minSettle/2+rand.N(minSettle)); err != nil {
-			return err
-		}
-	}
 }
 
 // putManifest PUTs raw, of media type mt, as repo's manifest ref (a digest or a tag), and
