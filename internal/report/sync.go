@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/archmirror/archmirror/internal/attest"
 	"github.com/archmirror/archmirror/internal/publish"
@@ -59,8 +60,11 @@ func SyncSummary(w io.Writer, r run.Report) error {
 	fmt.Fprintf(w, "built %d, failed %d, skipped %d; published %d, repaired %d; %s%.1fs\n",
 		count[run.JobBuilt], count[run.JobFailed], count[run.JobSkipped], pub[publish.Published], pub[publish.Repaired],
 		attested(r.Attestations), r.Finished.Sub(r.Started).Seconds())
-	if len(r.Jobs) == 0 && len(r.Units) == 0 && !r.Plan.Failed() {
+	if len(r.Jobs) == 0 && len(r.Units) == 0 && !r.Plan.Failed() && len(r.Held) == 0 {
 		fmt.Fprintln(w, "nothing to build: every version in the window is complete")
+	}
+	for _, h := range r.Held {
+		fmt.Fprintf(w, "left alone: %s: another run (%s) holds its lease until %s\n", h.App, h.Holder, h.Until.Format(time.RFC3339))
 	}
 	for _, a := range r.Plan.Apps {
 		if a.Error != "" {

@@ -92,7 +92,13 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	return inspect(ctx, tgt, apps, o)
+}
 
+// inspect (again) reads what the target holds for every version × component of the
+// discovered apps, replacing their States.
+func inspect(ctx context.Context, tgt target.Target, apps []plan.App, o Options) ([]plan.App, error) {
+	log := o.logger()
 	// One bounded batch for every app, so the registry sees one steady stream of requests.
 	type owner struct{ app int }
 	var reqs []target.Request
@@ -109,15 +115,15 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 		}
 	}
 	results := target.InspectAll(ctx, tgt, reqs, orDefault(o.InspectParallel, 16))
+	for _, o := range owners {
+		apps[o.app].States = map[plan.Key]target.State{}
+	}
 	errs := make([][]error, len(apps))
 	for k, r := range results {
 		a := &apps[owners[k].app]
 		if r.Err != nil {
 			errs[owners[k].app] = append(errs[owners[k].app], r.Err)
 			continue
-		}
-		if a.States == nil {
-			a.States = map[plan.Key]target.State{}
 		}
 		a.States[plan.Key{Component: r.Repo, Version: r.Tag}] = r.State
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/archmirror/archmirror/internal/attest/sign"
@@ -38,6 +39,8 @@ type SyncOptions struct {
 	// Signer signs the attestations; default Signer(cfg.Sign). With sign: off in the config and
 	// no Signer, nothing is attested.
 	Signer *sign.Signer
+	// LeaseTTL is how long an app's lease lasts unrenewed; default lease.DefaultTTL.
+	LeaseTTL time.Duration
 }
 
 // Progress is told what the jobs are doing, for a live display.
@@ -84,12 +87,22 @@ type Report struct {
 	Units []UnitResult `json:"units"`
 	// Attestations lists every complete version of the window and what the attest stage added.
 	Attestations []AttestResult `json:"attestations,omitempty"`
-	Started      time.Time      `json:"started"`
-	Finished     time.Time      `json:"finished"`
-	LogDir       string         `json:"log_dir,omitempty"`
+	// Held lists the apps left alone because another run holds their lease.
+	Held     []HeldApp `json:"held,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	LogDir   string    `json:"log_dir,omitempty"`
 }
 
-// Failed reports whether any app, job or publication failed.
+// HeldApp is an app another run was working on: this run left it alone.
+type HeldApp struct {
+	App    string    `json:"app"`
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// Failed reports whether any app, job or publication failed. An app another run holds is not
+// a failure: that run does its work.
 func (r Report) Failed() bool {
 	if r.Plan.Failed() {
 		return true
@@ -111,17 +124,37 @@ func (r Report) Failed() bool {
 // platforms are there, and moves latest. A failed job stops only its own version (its
 // dependents are skipped); everything else goes on. The error return is for what stops the
 // whole run (the target cannot be opened, the context ended before anything ran).
+//
+// Before building, the run takes the lease (internal/lease) of each app that has jobs, and
+// inspects the target again for those apps; an app another run holds is left alone and
+// listed in Report.Held, so that two runs at once (cron overlap, two replicas) do not build
+// the same jobs twice. A run with nothing to build writes nothing, lease included. A dry run
+// takes no lease.
 func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error) {
 	rep := Report{Started: time.Now().UTC()}
+	if o.DryRun {
+		_, _, p, err := survey(ctx, cfg, o.Options)
+		rep.Plan, rep.Finished = p, time.Now().UTC()
+		return rep, err
+	}
 	tgt, apps, p, err := survey(ctx, cfg, o.Options)
 	if err != nil {
 		return rep, err
 	}
-	rep.Plan = p
-	if o.DryRun {
-		rep.Finished = time.Now().UTC()
-		return rep, nil
+	runID := newRunID(rep.Started)
+	leases := takeLeases(ctx, busy(apps, p), tgt, runID, o)
+	defer leases.release(ctx)
+	if len(leases.mine) > 0 || len(leases.held) > 0 {
+		// What the target holds may have changed while another run had the lease: plan the
+		// apps this run holds from what is there now, and leave the held ones alone.
+		rep.Held = leases.held
+		apps = leases.drop(apps)
+		if apps, err = inspect(ctx, tgt, apps, o.Options); err != nil {
+			return rep, err
+		}
+		p = plan.Make(apps, cfg.Runner)
 	}
+	rep.Plan = p
 	signer := o.Signer
 	if signer == nil {
 		// A key that does not open stops the run before anything is built: better than
@@ -134,6 +167,7 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 	if err != nil {
 		return rep, err
 	}
+	s.runID, s.leases = runID, leases
 	rep.LogDir = s.logDir
 	s.run(ctx, rep.Plan)
 	s.convergeLatest(ctx)
@@ -177,6 +211,7 @@ type syncer struct {
 	log    *slog.Logger
 	logDir string
 	runID  string // names this run in provenance invocation ids
+	leases *leases
 
 	mu      sync.Mutex
 	indexes map[unitKey]string // complete index digests: the plan's, and what this run published
@@ -253,6 +288,7 @@ func (s *syncer) run(ctx context.Context, p plan.Plan) {
 }
 
 func (s *syncer) runUnit(ctx context.Context, u *unit) {
+	ctx = s.leases.context(ctx, u.app.App.Name)
 	for _, d := range u.deps {
 		<-d.done
 		if _, ok := s.index(d.key()); !ok {
@@ -579,6 +615,22 @@ func (s *syncer) convergeLatest(ctx context.Context) {
 				s.log.Warn("latest not updated", "repo", s.tgt.Ref(c.Name), "version", best, "err", err)
 				continue
 			}
+			// Registries have no compare-and-swap: another run that completed a higher version
+			// and moved latest to it between our read of latest and our write is overwritten
+			// (a lost update). Its version tag was written before its latest, so a check made
+			// after our write sees it complete: move latest on to it.
+			for range 3 {
+				higher := s.completedElsewhere(ctx, a, c, best)
+				if higher == "" {
+					break
+				}
+				s.log.Info("a higher version was completed by another run; latest follows it", "repo", s.tgt.Ref(c.Name), "version", higher, "ours", best)
+				if _, err := s.pub.Latest(ctx, c.Name, higher, a.App.Platforms); err != nil {
+					s.log.Warn("latest not updated", "repo", s.tgt.Ref(c.Name), "version", higher, "err", err)
+					break
+				}
+				best, here = higher, false
+			}
 			for j := range s.units {
 				if u := &s.units[j]; u.App == a.App.Name && u.Component == c.Name && u.Version == best {
 					u.Latest = here
@@ -586,6 +638,38 @@ func (s *syncer) convergeLatest(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// completedElsewhere is the highest stable version of a's window above best that the target
+// holds complete although this run did not see it so (another run published it meanwhile),
+// "" for none. Usually there is no such version to look at: best is the top of the window.
+func (s *syncer) completedElsewhere(ctx context.Context, a *plan.App, c *config.Component, best string) string {
+	bv, err := semver.NewVersion(best)
+	if err != nil {
+		return ""
+	}
+	return highestStable(a.Discovery.Versions, func(v string) bool {
+		if sv, err := semver.NewVersion(v); err != nil || !sv.GreaterThan(bv) {
+			return false
+		}
+		if _, ok := s.index(unitKey{a.App.Name, c.Name, v}); ok {
+			return false // ours: Latest had its chance at it
+		}
+		st, err := s.tgt.Inspect(ctx, c.Name, v)
+		if err != nil {
+			s.log.Warn("cannot check for a higher version", "repo", s.tgt.Ref(c.Name), "version", v, "err", err)
+			return false
+		}
+		if !st.Exists {
+			return false
+		}
+		for _, pl := range a.App.Platforms {
+			if !slices.Contains(st.Platforms, pl.Normalize().String()) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func highestStable(vs []discover.Version, ok func(string) bool) string {

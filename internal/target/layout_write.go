@@ -61,6 +61,12 @@ func (l *layoutTarget) WriteIndex(ctx context.Context, repo, tag string, idx *v1
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("write index %s: %w", where, err)
 	}
+	if len(idx.Manifests) == 0 {
+		// An index of nothing (a lease) needs no image in the layout first.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("write index %s: %w", where, err)
+		}
+	}
 	read := blobReader(dir)
 	err = l.update(ctx, dir, tag, desc, expect, func() error {
 		// As a registry does, refuse an index whose children are not there.
