@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 
@@ -25,7 +26,8 @@ import (
 
 // TestSecretsStayOut runs a full sync with a registry password, a GITHUB_TOKEN and an encrypted
 // signing key's password set, then looks for the secrets everywhere archmirror writes: its
-// stdout and stderr (table, JSON, logs), the per-job build logs, and everything in the
+// stdout and stderr (table, JSON, logs), `serve`'s logs, API answers, metrics and status page
+// after a run it made, the per-job build logs, and everything in the
 // registry an image carries — manifests, image configs (labels), indexes (annotations) and the
 // attestation bundles (provenance, SBOM, mirror predicate). None may appear, plain or base64.
 func TestSecretsStayOut(t *testing.T) {
@@ -72,6 +74,31 @@ func TestSecretsStayOut(t *testing.T) {
 		seen.WriteString(out)
 		seen.WriteString(errOut)
 	}
+	// serve: a run of the app the CLI did not sync (real builds through the same secrets),
+	// then every read endpoint and the status page, and serve's own logs.
+	svc := startService(t, w.ConfigPath, freeAddr(t))
+	r := postRun(t, svc.url, `{"apps":["twostep"]}`)
+	if done := waitRun(t, svc.url, r.ID, "succeeded", "failed"); done.Status != "succeeded" {
+		t.Fatalf("serve's run %s: %s\n%s", r.ID, done.Status, svc.logs)
+	}
+	for _, path := range []string{"/api/v1/runs?limit=100", "/api/v1/runs/" + r.ID, "/api/v1/apps", "/metrics", "/", "/healthz", "/readyz"} {
+		resp, err := http.Get(svc.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		seen.Write(b)
+	}
+	svc.stop(t, 30*time.Second)
+	seen.Write(svc.logs.Bytes())
+	if !strings.Contains(seen.String(), "twostep") {
+		t.Fatal("serve's answers never mention the app it ran: the test would prove nothing")
+	}
+
 	// The upstream got the token (so it was in play), and the registry the password.
 	if !strings.Contains(strings.Join(w.Upstream.Credentials(), " "), ghToken) {
 		t.Fatal("the fake upstream never saw GITHUB_TOKEN: the test would prove nothing")
