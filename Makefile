@@ -28,11 +28,10 @@ test: test-deps
 test-short:
 	$(GO) test ./...
 
-# Each fuzz target for a bounded time.
+# Each fuzz target of the module for a bounded time (CI runs them with FUZZTIME=10s).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./internal/config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/discover -run '^$$' -fuzz FuzzVersionFromTag -fuzztime $(FUZZTIME)
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 bench: deps
 	scripts/bench-plan.sh
