@@ -1,10 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,5 +167,158 @@ func checkCrashState(t *testing.T, trial int, repo string, tags map[string]strin
 		if !found {
 			t.Errorf("trial %d: %s:latest is %s, no version tag's index (highest tagged %v)", trial, repo, d, highest)
 		}
+	}
+}
+
+// TestCrashPoints kills `archmirror sync` at named points rather than random times, by a proxy
+// in front of the upstream and one in front of the registry that SIGKILL the process when the
+// point's request arrives (and drop that request): during discovery (the releases API), in the
+// middle of a build (BuildKit's download of a release tarball), in the middle of a push
+// (BuildKit's first blob upload), between publishing the indexes and moving latest (the PUT of
+// latest), and in the middle of attesting (the PUT of a referrers index). After each: no
+// partial tag, latest on a complete version; the next sync converges to an uninterrupted run's
+// digests, and after the kill before latest it builds nothing at all.
+func TestCrashPoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images")
+	}
+	key := pemKey(t)
+	pub, err := pubKeyOf(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := testenv.NewWorld(t, testenv.WithSign("{key: 'file://"+key+"'}"))
+	apps := []string{"--app", "hello", "--app", "twostep"}
+	repos := []string{"hello", "twostep-base", "twostep"}
+
+	type point struct {
+		name     string
+		upstream bool
+		match    func(r *http.Request) bool
+	}
+	buildkit := func(r *http.Request) bool {
+		ua := strings.ToLower(r.UserAgent())
+		return strings.Contains(ua, "buildkit") || strings.Contains(ua, "containerd")
+	}
+	points := []point{
+		// First, while BuildKit's cache is cold: a cached build downloads nothing.
+		{"mid-build", true, func(r *http.Request) bool {
+			return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/files/") && !strings.Contains(r.UserAgent(), "archmirror")
+		}},
+		{"discovery", true, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/releases") }},
+		{"mid-push", false, func(r *http.Request) bool {
+			return buildkit(r) && (r.Method == http.MethodPatch || r.Method == http.MethodPut) && strings.Contains(r.URL.Path, "/blobs/uploads/")
+		}},
+		{"before-latest", false, func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/latest")
+		}},
+		{"mid-attest", false, func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/sha256-")
+		}},
+	}
+
+	var mu sync.Mutex
+	var running *exec.Cmd
+	var armed atomic.Pointer[point]
+	hook := func(upstream bool) func(*http.Request) bool {
+		return func(r *http.Request) bool {
+			p := armed.Load()
+			if p == nil || p.upstream != upstream || !p.match(r) || !armed.CompareAndSwap(p, nil) {
+				return false
+			}
+			mu.Lock()
+			_ = running.Process.Kill()
+			mu.Unlock()
+			return true // and the request is answered 5xx, not forwarded
+		}
+	}
+	reg := testenv.NewFaultProxy(t, w.Registry, testenv.Faults{ServerError: 1, Only: hook(false)})
+	up := testenv.NewFaultProxy(t, w.UpstreamURL, testenv.Faults{ServerError: 1, Only: hook(true)})
+	bk := testenv.BuildKit(t, reg.Addr, w.Registry)
+	text, err := os.ReadFile(w.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(text), strings.TrimPrefix(w.UpstreamURL, "http://"), up.Addr)
+	s = strings.Replace(s, strconv.Quote(w.BuildKit), strconv.Quote(bk), 1)
+	cfgPath := filepath.Join(w.Dir, "proxied.yaml") // contexts are relative to it
+	if err := os.WriteFile(cfgPath, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syncTo := func(ns string, extra ...string) *exec.Cmd {
+		return archmirrorProc(append(append([]string{"sync", "-c", cfgPath, "--target", reg.Addr + "/" + ns, "--parallel", "4"}, apps...), extra...)...)
+	}
+
+	// The reference, an uninterrupted sync, once the first kill is done.
+	var want map[string]map[string]string
+	reference := func(t *testing.T) {
+		if want != nil {
+			return
+		}
+		if out, err := syncTo("reference").CombinedOutput(); err != nil {
+			t.Fatalf("reference sync: %v\n%s", err, out)
+		}
+		want = map[string]map[string]string{}
+		for _, repo := range repos {
+			want[repo] = tagsOf(t, w.Registry+"/reference/"+repo)
+		}
+	}
+
+	for _, p := range points {
+		t.Run(p.name, func(t *testing.T) {
+			ns := "point-" + p.name
+			cmd := syncTo(ns)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			mu.Lock()
+			running = cmd
+			armed.Store(&p)
+			err := cmd.Start()
+			mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cmd.Wait()
+			if armed.Load() != nil {
+				armed.Store(nil)
+				t.Fatalf("the sync ended (%v) without reaching %s:\n%s", err, p.name, out.String())
+			}
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("the sync was not killed at %s: %v", p.name, err)
+			}
+			for _, repo := range repos {
+				checkCrashState(t, 0, w.Registry+"/"+ns+"/"+repo, tagsOf(t, w.Registry+"/"+ns+"/"+repo))
+			}
+
+			reference(t)
+			next := syncTo(ns, "--json")
+			var rep bytes.Buffer
+			next.Stdout = &rep
+			if err := next.Run(); err != nil {
+				t.Fatalf("the sync after the kill: %v\n%s", err, rep.String())
+			}
+			var r run.Report
+			if err := json.Unmarshal(rep.Bytes(), &r); err != nil {
+				t.Fatal(err)
+			}
+			rebuilt := 0
+			for _, j := range r.Jobs {
+				if j.Builder != "recorded" {
+					rebuilt++
+				}
+			}
+			t.Logf("killed at %s; the next sync ran %d jobs, %d of them built (the rest recorded before the kill)", p.name, len(r.Jobs), rebuilt)
+			if p.name == "before-latest" && len(r.Jobs) != 0 {
+				t.Errorf("after a kill between the indexes and latest, the next sync ran %d jobs, want none", len(r.Jobs))
+			}
+			for _, repo := range repos {
+				if got := tagsOf(t, w.Registry+"/"+ns+"/"+repo); fmt.Sprint(got) != fmt.Sprint(want[repo]) {
+					t.Errorf("%s: tags %v, an uninterrupted sync gives %v", repo, got, want[repo])
+				}
+			}
+			if out, err := archmirrorProc("verify", w.Registry+"/"+ns+"/hello:latest", "--key", pub).CombinedOutput(); err != nil {
+				t.Errorf("verify after converging: %v\n%s", err, out)
+			}
+		})
 	}
 }

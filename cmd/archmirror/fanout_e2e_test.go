@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/archmirror/archmirror/internal/lease"
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
@@ -83,7 +84,7 @@ func tagsOf(t *testing.T, repo string) map[string]string {
 	}
 	out := map[string]string{}
 	for _, tag := range tags {
-		if strings.HasPrefix(tag, run.StagingPrefix) || strings.HasPrefix(tag, "sha256-") {
+		if strings.HasPrefix(tag, run.StagingPrefix) || strings.HasPrefix(tag, "sha256-") || tag == lease.Tag {
 			continue
 		}
 		d, err := remote.Head(r.Tag(tag))

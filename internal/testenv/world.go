@@ -23,13 +23,14 @@ import (
 // counting proxy), buildkitd (arm64 through qemu), the busybox base image, and the fixture
 // upstream serving per-arch release tarballs; with the fixture config written to ConfigPath.
 type World struct {
-	Registry   string // host:port of the proxy in front of the registry (what everything uses)
-	Namespace  string // Registry + "/mirror": target.registry
-	BuildKit   string // buildkitd address
-	Upstream   *fakeupstream.Server
-	ConfigPath string
-	Dir        string
-	Uploaded   *atomic.Int64 // request body bytes written to the registry (blobs and manifests)
+	Registry    string // host:port of the proxy in front of the registry (what everything uses)
+	Namespace   string // Registry + "/mirror": target.registry
+	BuildKit    string // buildkitd address
+	Upstream    *fakeupstream.Server
+	UpstreamURL string // where the config's sources and downloads point: the fake upstream
+	ConfigPath  string
+	Dir         string
+	Uploaded    *atomic.Int64 // request body bytes written to the registry (blobs and manifests)
 }
 
 var programs = sync.OnceValues(func() (map[string][]byte, error) { return fixture.Programs(context.Background()) })
@@ -99,6 +100,7 @@ func NewWorld(t testing.TB, opts ...WorldOption) *World {
 	w.Upstream = fakeupstream.New(fx)
 	srv := httptest.NewServer(w.Upstream)
 	t.Cleanup(srv.Close)
+	w.UpstreamURL = srv.URL
 	w.Dir = t.TempDir()
 	if err := fixture.Contexts(filepath.Join(w.Dir, "contexts"), w.Registry+"/base", amd64.String()); err != nil {
 		t.Fatal(err)
