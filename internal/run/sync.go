@@ -401,8 +401,10 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	if s.o.Progress != nil {
 		s.o.Progress.JobStarted(j.ID)
 	}
+	// r.Error is the cause alone: the result names the job (the builder's errors start with
+	// its ID, for callers that have nothing else to name it by).
 	fail := func(err error) JobResult {
-		r.Status, r.Error, r.Seconds = JobFailed, err.Error(), time.Since(start).Seconds()
+		r.Status, r.Error, r.Seconds = JobFailed, strings.TrimPrefix(err.Error(), j.ID+": "), time.Since(start).Seconds()
 		s.log.Error("job failed", "job", j.ID, "err", err, "log", r.Log)
 		if s.o.Progress != nil {
 			s.o.Progress.JobDone(j.ID, string(JobFailed), err)
@@ -429,13 +431,13 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	}
 	cands, err := s.candidates(spec.Platform)
 	if err != nil {
-		return fail(fmt.Errorf("%s: %w", j.ID, err))
+		return fail(err)
 	}
 	var res build.Result
 	for {
 		n, err := s.pool.acquire(ctx, cands, r.Retried)
 		if err != nil {
-			return fail(fmt.Errorf("%s: %w", j.ID, err))
+			return fail(err)
 		}
 		r.Builder = n.addr
 		s.log.Info("building", "job", j.ID, "builder", n.addr)
@@ -445,7 +447,7 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 			break
 		}
 		if !s.pool.died(ctx, n, err) {
-			return fail(fmt.Errorf("%s: %w", j.ID, err))
+			return fail(err)
 		}
 		// The node went away under the build: what it pushed (by digest) is harmless, and
 		// another node of the platform builds the job again.
@@ -454,7 +456,7 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		fmt.Fprintf(lf, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, firstLine(err.Error()))
 	}
 	if err := s.record(ctx, j, res.Digest, rec.Digest); err != nil {
-		return fail(fmt.Errorf("%s: built %s but could not record it: %w", j.ID, res.Digest, err))
+		return fail(fmt.Errorf("built %s but could not record it: %w", res.Digest, err))
 	}
 	r.Status, r.Digest, r.Seconds = JobBuilt, res.Digest, time.Since(start).Seconds()
 	s.mu.Lock()
