@@ -145,6 +145,9 @@ func Parse(file string, data []byte) (*Config, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	if err := checkBounds(root); err != nil {
+		return nil, &Error{File: file, Errors: []error{err}}
+	}
 	var raw rawConfig
 	if errs := decode(root, &raw, ""); len(errs) > 0 {
 		// Still check the apps, so one run shows every problem in the file.
@@ -189,6 +192,10 @@ func yamlSyntax(err error) error {
 		var line int
 		fmt.Sscanf(m[1], "%d", &line)
 		return &FieldError{Line: line, Msg: "YAML syntax: " + m[2]}
+	}
+	// The scanner's nesting bound always has a position, but yaml leaves "line 1" out.
+	if msg, ok := strings.CutPrefix(err.Error(), "yaml: "); ok && strings.HasPrefix(msg, "exceeded max depth") {
+		return &FieldError{Line: 1, Msg: "YAML syntax: " + msg}
 	}
 	return fmt.Errorf("YAML: %w", err)
 }
