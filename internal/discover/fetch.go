@@ -84,8 +84,9 @@ func newFetcher(name string, origin *url.URL, o options) *fetcher {
 		return nil
 	}
 	// Server errors and dropped connections are retried by archmirror's one policy; rate
-	// limits (403 and 429 with their reset headers) are this fetcher's own business.
-	c.Transport = upstreamRetry.Transport(c.Transport)
+	// limits (403 and 429 with their reset headers) are this fetcher's own business. The host
+	// limit is innermost: a retry's backoff does not hold a slot.
+	c.Transport = upstreamRetry.Transport(o.hostLimit.Transport(c.Transport))
 	f.client = &c
 	return f
 }
@@ -125,6 +126,7 @@ func (f *fetcher) get(ctx context.Context, what string, u *url.URL) (*page, erro
 		f.log.Debug("ignoring unreadable cache entry", "source", f.name, "err", err)
 		cached = nil
 	}
+	streak := 0 // rate-limit waits of the "at least a minute" kind, for the backoff
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, key, nil)
 		if err != nil {
@@ -166,23 +168,26 @@ func (f *fetcher) get(ctx context.Context, what string, u *url.URL) (*page, erro
 			return &page{URL: u, Body: cached.Body, Header: h, FromCache: true}, nil
 
 		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests:
-			wait, until, limited := f.rateLimit(resp)
-			body, _ := readLimited(resp.Body, 4<<10)
+			body := readPrefix(resp.Body, 4<<10)
 			resp.Body.Close()
+			wait, until, limited, backoff := f.rateLimit(resp, body, streak)
 			if !limited {
 				return nil, fmt.Errorf("%s: GET %s: %s%s", what, u.EscapedPath(), resp.Status, apiMessage(body))
+			}
+			if backoff {
+				streak++
 			}
 			if wait > f.maxWait || attempt >= rateLimitRetries {
 				return nil, fmt.Errorf("%s: %w", what, &RateLimitError{Until: until, Hint: f.authHint})
 			}
-			f.log.InfoContext(ctx, "rate limited, waiting", "source", f.name, "wait", wait.Round(time.Second), "until", until.UTC().Format(time.TimeOnly))
+			f.log.InfoContext(ctx, "rate limited, waiting", "source", f.name, "status", resp.StatusCode, "wait", wait.Round(time.Second), "until", until.UTC().Format(time.TimeOnly))
 			if err := f.clock.Sleep(ctx, wait); err != nil {
 				return nil, fmt.Errorf("%s: waiting for rate limit: %w", what, err)
 			}
 			continue
 
 		case resp.StatusCode != http.StatusOK:
-			body, _ := readLimited(resp.Body, 4<<10)
+			body := readPrefix(resp.Body, 4<<10)
 			resp.Body.Close()
 			return nil, fmt.Errorf("%s: GET %s: %s%s", what, u.EscapedPath(), resp.Status, apiMessage(body))
 		}
@@ -229,34 +234,66 @@ func (f *fetcher) noteRemaining(h http.Header) {
 	}
 }
 
-// rateLimit reads a 403/429 answer: how long to wait and until when. limited is false for a
-// 403 that is a plain "forbidden".
-func (f *fetcher) rateLimit(resp *http.Response) (wait time.Duration, until time.Time, limited bool) {
+// rateLimit reads a 403/429 answer and the first bytes of its body: how long to wait, and
+// until when. It follows GitHub's advice for its primary and secondary limits, and reads
+// GitLab's headers the same way:
+//   - Retry-After, when the answer has one;
+//   - else, when the limit is spent (remaining 0, or a 429 that says when it resets and
+//     nothing of what remains), until the reset;
+//   - else, for a 429 or a 403 whose message says it is a secondary rate limit, at least a
+//     minute, doubled for each such wait the request already made (streak); backoff is true
+//     for this kind of wait.
+//
+// limited is false for a 403 that is a plain "forbidden".
+func (f *fetcher) rateLimit(resp *http.Response, body []byte, streak int) (wait time.Duration, until time.Time, limited, backoff bool) {
 	now := f.clock.Now()
 	if ra := strings.TrimSpace(resp.Header.Get("Retry-After")); ra != "" {
 		if s, err := strconv.ParseInt(ra, 10, 64); err == nil && s >= 0 {
 			d := time.Duration(min(s, int64(365*24*3600))) * time.Second
-			return d, now.Add(d), true
+			return d, now.Add(d), true, false
 		}
 		if t, err := http.ParseTime(ra); err == nil {
 			d := max(t.Sub(now), 0)
-			return d, t, true
+			return d, t, true, false
 		}
 	}
-	if strings.TrimSpace(firstHeader(resp.Header, "X-RateLimit-Remaining", "RateLimit-Remaining")) == "0" {
-		reset := strings.TrimSpace(firstHeader(resp.Header, "X-RateLimit-Reset", "RateLimit-Reset"))
-		if s, err := strconv.ParseInt(reset, 10, 64); err == nil && s > 0 && s < 1<<40 {
-			t := time.Unix(s, 0)
+	remaining := strings.TrimSpace(firstHeader(resp.Header, "X-RateLimit-Remaining", "RateLimit-Remaining"))
+	spent := remaining == "0"
+	// A 429 that says nothing of what remains is a spent limit too (GitLab may send only
+	// RateLimit-Reset); one that says requests remain is a secondary limit: its reset is the
+	// primary window's, not its own.
+	if spent || (resp.StatusCode == http.StatusTooManyRequests && remaining == "") {
+		if t, ok := resetTime(resp.Header); ok {
 			d := max(t.Sub(now), 0) + time.Second // the reset second itself may still be limited
-			return d, t, true
+			return d, t, true, false
 		}
-		// Limited, reset unknown: GitHub's advice is to wait at least a minute.
-		return time.Minute, now.Add(time.Minute), true
 	}
-	if resp.StatusCode == http.StatusTooManyRequests {
-		return time.Minute, now.Add(time.Minute), true
+	if spent || resp.StatusCode == http.StatusTooManyRequests || secondaryLimit(body) {
+		d := time.Minute << min(streak, 16)
+		return d, now.Add(d), true, true
 	}
-	return 0, time.Time{}, false
+	return 0, time.Time{}, false, false
+}
+
+// resetTime reads when a rate limit resets: X-RateLimit-Reset (GitHub) or RateLimit-Reset
+// (GitLab) in Unix seconds, else GitLab's RateLimit-ResetTime as an HTTP date.
+func resetTime(h http.Header) (time.Time, bool) {
+	reset := strings.TrimSpace(firstHeader(h, "X-RateLimit-Reset", "RateLimit-Reset"))
+	if s, err := strconv.ParseInt(reset, 10, 64); err == nil && s > 0 && s < 1<<40 {
+		return time.Unix(s, 0), true
+	}
+	if t, err := http.ParseTime(strings.TrimSpace(h.Get("RateLimit-ResetTime"))); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+// secondaryLimit reports whether a 403's body is GitHub's secondary rate limit ("You have
+// exceeded a secondary rate limit", formerly "abuse detection mechanism"), which may come
+// without any rate-limit header.
+func secondaryLimit(body []byte) bool {
+	b := bytes.ToLower(body)
+	return bytes.Contains(b, []byte("secondary rate limit")) || bytes.Contains(b, []byte("abuse detection"))
 }
 
 // RateLimitError is returned when upstream's rate limit resets later than the source is
@@ -289,6 +326,13 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("body larger than %d MiB", limit>>20)
 	}
 	return b, nil
+}
+
+// readPrefix reads at most limit bytes, for an error message: a longer body is cut, not an
+// error.
+func readPrefix(r io.Reader, limit int64) []byte {
+	b, _ := io.ReadAll(io.LimitReader(r, limit))
+	return b
 }
 
 func drain(resp *http.Response) {
@@ -406,9 +450,10 @@ func splitLinks(h string) []string {
 }
 
 // paginate GETs first and each following page (as next finds it) up to maxPages, decoding
-// every page. A Link loop ends the walk instead of spinning to the bound. noun names the pages
-// in errors and logs ("releases page 2").
-func (f *fetcher) paginate(ctx context.Context, first *url.URL, noun string, maxPages int,
+// every page. A Link loop ends the walk instead of spinning to the bound; a page with more
+// than the perPage entries asked for is an error (no API sends more, and each entry costs a
+// skip and a log line). noun names the pages in errors and logs ("releases page 2").
+func (f *fetcher) paginate(ctx context.Context, first *url.URL, noun string, maxPages, perPage int,
 	decode func([]byte) ([]Release, error), next func(*page, *url.URL) (*url.URL, error)) ([]Release, error) {
 	var out []Release
 	seen := map[string]bool{}
@@ -426,6 +471,9 @@ func (f *fetcher) paginate(ctx context.Context, first *url.URL, noun string, max
 		rels, err := decode(p.Body)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: GET %s: %w", f.name, what, u.EscapedPath(), err)
+		}
+		if perPage > 0 && len(rels) > perPage {
+			return nil, fmt.Errorf("%s: %s: GET %s: %d %s on a page of %d", f.name, what, u.EscapedPath(), len(rels), noun, perPage)
 		}
 		out = append(out, rels...)
 		nu, err := next(p, u)

@@ -29,7 +29,8 @@ type GateFunc func(ctx context.Context, v Version) (string, error)
 func (f GateFunc) Check(ctx context.Context, v Version) (string, error) { return f(ctx, v) }
 
 // HTTPGate checks require: gates over HTTP: gitlab-tag gates through the GitLab API (no
-// credentials are sent), url gates with HEAD, once per platform.
+// credentials are sent), url gates with HEAD, once per platform. Its requests count against
+// the host limit (WithHostLimit) like the sources'.
 type HTTPGate struct {
 	reqs      []config.Require
 	platforms []platform.Platform
@@ -46,6 +47,7 @@ func NewGate(reqs []config.Require, platforms []platform.Platform, opts ...Optio
 	} else {
 		c.Timeout = time.Minute
 	}
+	c.Transport = o.hostLimit.Transport(c.Transport)
 	return &HTTPGate{reqs: reqs, platforms: platforms, client: &c, userAgent: o.userAgent}
 }
 

@@ -84,7 +84,7 @@ func (g *GitHub) Releases(ctx context.Context) ([]Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", g.f.name, err)
 	}
-	return g.f.paginate(ctx, u, "releases", g.maxPages, decodeGitHubReleases, func(p *page, u *url.URL) (*url.URL, error) {
+	return g.f.paginate(ctx, u, "releases", g.maxPages, g.perPage, decodeGitHubReleases, func(p *page, u *url.URL) (*url.URL, error) {
 		return parseLinkNext(p.Header.Get("Link"), u)
 	})
 }

@@ -121,7 +121,7 @@ func (g *GitLab) Releases(ctx context.Context) ([]Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", g.f.name, err)
 	}
-	return g.f.paginate(ctx, u, "tags", g.maxPages, decodeGitLabTags, gitlabNext)
+	return g.f.paginate(ctx, u, "tags", g.maxPages, g.perPage, decodeGitLabTags, gitlabNext)
 }
 
 // decodeGitLabTags reads one page of GET /projects/{id}/repository/tags. Published is the

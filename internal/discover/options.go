@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/hostlimit"
 )
 
 // Option configures a source, a gate or the pipeline. Each takes the options that concern it
@@ -30,6 +31,7 @@ type options struct {
 	keychain  authn.Keychain
 	logger    *slog.Logger
 	userAgent string
+	hostLimit *hostlimit.Limit
 }
 
 func newOptions(opts []Option) options {
@@ -40,6 +42,7 @@ func newOptions(opts []Option) options {
 		perPage:   100,
 		keychain:  authn.DefaultKeychain,
 		userAgent: "archmirror",
+		hostLimit: defaultHostLimit,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -101,6 +104,17 @@ func WithInsecure(insecure bool) Option { return func(o *options) { o.insecure =
 // WithHTTPClient sets the HTTP client. Sources copy it and install their own redirect policy,
 // so the caller's client is never modified.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithHostLimit makes the sources and gates share l, instead of the process-wide limit of
+// DefaultHostConcurrency requests in flight per host. Pass the same l to every source that
+// should count against it; hostlimit.New(0) lifts the bound. nil keeps the default.
+func WithHostLimit(l *hostlimit.Limit) Option {
+	return func(o *options) {
+		if l != nil {
+			o.hostLimit = l
+		}
+	}
+}
 
 // WithKeychain sets the registry source's credentials (default authn.DefaultKeychain).
 func WithKeychain(k authn.Keychain) Option {

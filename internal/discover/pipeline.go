@@ -3,6 +3,7 @@ package discover
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,7 +28,10 @@ func ValidTag(s string) bool {
 // Discover runs src's releases through app's filters (drafts, pre-releases, invalid tags,
 // include/exclude, version extraction, semver, constraint, duplicates), orders them by
 // win.Order and keeps the first win.Max that pass gate. Every release ends up either in
-// Result.Versions or in Result.Skipped, with the reason.
+// Result.Versions or in Result.Skipped, with the reason, which is also logged (warning for a
+// tag that is not a valid OCI tag, info for a duplicate, debug for the routine rest). Of two
+// tags of one version, the later published is kept, else the greater tag: the same one
+// whatever order upstream lists them in.
 //
 // gate checks app.Require (see NewGate); it may be nil only when the app has no require:.
 // Gates are checked lazily, in window order, so only as many candidates as the window needs
@@ -48,9 +52,13 @@ func Discover(ctx context.Context, src Source, app *config.App, win config.Versi
 	}
 
 	res := Result{Versions: []Version{}}
-	skip := func(tag, reason string) {
+	// Every skip is logged with its reason: at debug level, as routine (drafts, filters, the
+	// window), unless the caller says otherwise.
+	skipAt := func(level slog.Level, tag, reason string, attrs ...any) {
 		res.Skipped = append(res.Skipped, Skip{Tag: displayTag(tag), Reason: reason})
+		o.logger.Log(ctx, level, "ignoring upstream tag", append([]any{"tag", displayTag(tag), "reason", reason}, attrs...)...)
 	}
+	skip := func(tag, reason string) { skipAt(slog.LevelDebug, tag, reason) }
 	var cands []Version
 	index := map[string]int{} // version → position in cands
 	for _, r := range rels {
@@ -62,8 +70,8 @@ func Discover(ctx context.Context, src Source, app *config.App, win config.Versi
 			skip(r.Tag, "pre-release")
 			continue
 		case !ValidTag(r.Tag):
-			o.logger.WarnContext(ctx, "ignoring upstream tag: not a valid OCI tag", "tag", quoteUntrusted(r.Tag, 64), "bytes", len(r.Tag))
-			skip(r.Tag, "not a valid OCI tag")
+			// Not routine: someone upstream tagged something no registry would take.
+			skipAt(slog.LevelWarn, r.Tag, "not a valid OCI tag", "bytes", len(r.Tag))
 			continue
 		case f.include != nil && !f.include.MatchString(r.Tag):
 			skip(r.Tag, "does not match include "+f.include.String())
@@ -74,7 +82,6 @@ func Discover(ctx context.Context, src Source, app *config.App, win config.Versi
 		}
 		version, sv, reason := versionFromTag(r.Tag, f.version)
 		if reason != "" {
-			o.logger.DebugContext(ctx, "ignoring upstream tag", "tag", r.Tag, "reason", reason)
 			skip(r.Tag, reason)
 			continue
 		}
@@ -83,14 +90,22 @@ func Discover(ctx context.Context, src Source, app *config.App, win config.Versi
 			continue
 		}
 		v := Version{Version: version, Semver: sv, Tag: r.Tag, Published: r.Published, Commit: r.Commit}
+		if !validCommitish(v.Commit) {
+			o.logger.DebugContext(ctx, "ignoring upstream commit: not a commit or ref name", "tag", r.Tag, "commit", quoteUntrusted(v.Commit, 64))
+			v.Commit = ""
+		}
 		if i, dup := index[version]; dup {
-			old := cands[i]
-			if v.Published.After(old.Published) {
+			keep, drop := cands[i], v
+			if preferDuplicate(v, cands[i]) {
+				keep, drop = v, cands[i]
 				cands[i] = v
-				skip(old.Tag, fmt.Sprintf("duplicate of version %s (tag %s, published later)", version, v.Tag))
-			} else {
-				skip(v.Tag, fmt.Sprintf("duplicate of version %s (tag %s)", version, old.Tag))
 			}
+			why := fmt.Sprintf("duplicate of version %s (tag %s)", version, keep.Tag)
+			if keep.Published.After(drop.Published) {
+				why = fmt.Sprintf("duplicate of version %s (tag %s, published later)", version, keep.Tag)
+			}
+			// Not routine either: which of two tags becomes the image is worth a line.
+			skipAt(slog.LevelInfo, drop.Tag, why, "version", version, "kept", keep.Tag)
 			continue
 		}
 		index[version] = len(cands)
@@ -131,6 +146,25 @@ func Discover(ctx context.Context, src Source, app *config.App, win config.Versi
 	}
 	return res, nil
 }
+
+// preferDuplicate reports whether a wins over b, two tags of the same version ("v1.0.0" and
+// "1.0.0"): the later published, else the greater tag (then commit) in byte order. The choice
+// does not depend on the order upstream lists them in, so a run picks the same tag as the last.
+func preferDuplicate(a, b Version) bool {
+	if !a.Published.Equal(b.Published) {
+		return a.Published.After(b.Published)
+	}
+	if a.Tag != b.Tag {
+		return a.Tag > b.Tag
+	}
+	return a.Commit > b.Commit
+}
+
+// commitishRE is what a Version's Commit may hold: a commit hash or a ref name ("main",
+// "release-10.3", "release/10.3"), nothing a label, a log or a report would choke on.
+var commitishRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}$`)
+
+func validCommitish(s string) bool { return s == "" || commitishRE.MatchString(s) }
 
 // checkBatch gate-checks versions concurrently (bounded), keeping their order.
 func checkBatch(ctx context.Context, gate Gate, batch []Version) ([]string, []error) {
@@ -182,7 +216,8 @@ func byPublishedDesc(a, b Version) int {
 
 // versionFromTag extracts the version from a tag: the version regex's group "version" (or
 // first group, or whole match), else the tag without one leading v. reason is "" when tag
-// and version are valid OCI tags and the version is a stable semver.
+// and version are valid OCI tags and the version is a stable semver, written the one way
+// semver allows (major.minor.patch, no leading zeros).
 func versionFromTag(tag string, re *regexp.Regexp) (version string, sv *semver.Version, reason string) {
 	if !ValidTag(tag) {
 		return "", nil, "not a valid OCI tag"
@@ -226,6 +261,11 @@ func versionFromTag(tag string, re *regexp.Regexp) (version string, sv *semver.V
 	// 1.27.3 today, 1.27.4 tomorrow); mirrored once, they would be frozen forever.
 	if strings.Count(strings.SplitN(version, "+", 2)[0], ".") != 2 {
 		return "", nil, "not a full major.minor.patch version"
+	}
+	// The lenient parse above reads "01.0.0" as 1.0.0: a second image tag for the same
+	// version, which the duplicate check (by version string) would not catch.
+	if sv, err = semver.StrictNewVersion(version); err != nil || sv.String() != version {
+		return "", nil, "not a canonical semantic version (leading zeros)"
 	}
 	return version, sv, ""
 }

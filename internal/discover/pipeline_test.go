@@ -173,7 +173,7 @@ func TestDiscover(t *testing.T) {
 			win:  win(10, ""),
 			want: "1.0.0 0.9.0", latest: "1.0.0",
 			wantTags: map[string]string{"1.0.0": "1.0.0", "0.9.0": "v0.9.0"},
-			skipped:  map[string]string{"v1.0.0": "duplicate of version 1.0.0 (tag 1.0.0", "0.9.0": "duplicate of version 0.9.0 (tag v0.9.0)"},
+			skipped:  map[string]string{"v1.0.0": "duplicate of version 1.0.0 (tag 1.0.0", "0.9.0": "duplicate of version 0.9.0 (tag v0.9.0, published later)"},
 		},
 		{
 			name: "undated duplicates keep the first seen",

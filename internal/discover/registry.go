@@ -3,12 +3,24 @@ package discover
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/archmirror/archmirror/internal/hostlimit"
+)
+
+// A registry lists tags in name order, not by date, so max_pages does not apply to it: cutting
+// the list short would drop arbitrary versions. These bounds stop a registry that paginates
+// forever instead; past them the listing is an error.
+const (
+	registryMaxPages = 1000
+	registryMaxTags  = 100_000
 )
 
 // Registry lists the tags of an upstream image repository. Registries know no dates, so a
@@ -19,13 +31,14 @@ type Registry struct {
 	keychain  authn.Keychain
 	client    *http.Client
 	userAgent string
+	hostLimit *hostlimit.Limit
 }
 
 // NewRegistry returns the tags source of an image repository ("docker.io/library/nginx").
 // Credentials come from the keychain (default: the Docker config, as docker login writes it).
 func NewRegistry(repo string, opts ...Option) *Registry {
 	o := newOptions(opts)
-	return &Registry{repo: repo, insecure: o.insecure, keychain: o.keychain, client: o.client, userAgent: o.userAgent}
+	return &Registry{repo: repo, insecure: o.insecure, keychain: o.keychain, client: o.client, userAgent: o.userAgent, hostLimit: o.hostLimit}
 }
 
 // String is "registry REPO".
@@ -41,30 +54,102 @@ func (r *Registry) Releases(ctx context.Context) ([]Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", quoteUntrusted(r.repo, 120), err)
 	}
-	ropts := []remote.Option{
+	var base http.RoundTripper
+	switch {
+	case r.client != nil && r.client.Transport != nil:
+		base = r.client.Transport
+	case r.insecure:
+		t, ok := remote.DefaultTransport.(*http.Transport)
+		if !ok {
+			t = http.DefaultTransport.(*http.Transport)
+		}
+		t = t.Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by insecure: true
+		base = t
+	default:
+		base = remote.DefaultTransport
+	}
+	puller, err := remote.NewPuller(
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(r.keychain),
 		remote.WithUserAgent(r.userAgent),
+		remote.WithTransport(limitBodies(r.hostLimit.Transport(base), maxBody)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: %w", ref, err)
 	}
-	switch {
-	case r.client != nil && r.client.Transport != nil:
-		ropts = append(ropts, remote.WithTransport(r.client.Transport))
-	case r.insecure:
-		base, ok := remote.DefaultTransport.(*http.Transport)
-		if !ok {
-			base = http.DefaultTransport.(*http.Transport)
-		}
-		t := base.Clone()
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by insecure: true
-		ropts = append(ropts, remote.WithTransport(t))
-	}
-	tags, err := remote.List(ref, ropts...)
+	lister, err := puller.Lister(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: listing tags: %w", ref, err)
 	}
-	out := make([]Release, 0, len(tags))
-	for _, t := range tags {
-		out = append(out, Release{Tag: t})
+	var out []Release
+	seen := map[string]bool{}
+	for page := 1; lister.HasNext(); page++ {
+		if page > registryMaxPages {
+			return nil, fmt.Errorf("registry %s: listing tags: more than %d pages", ref, registryMaxPages)
+		}
+		tags, err := lister.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("registry %s: listing tags: page %d: %w", ref, page, err)
+		}
+		for _, t := range tags.Tags {
+			out = append(out, Release{Tag: t})
+		}
+		if len(out) > registryMaxTags {
+			return nil, fmt.Errorf("registry %s: listing tags: more than %d tags", ref, registryMaxTags)
+		}
+		if tags.Next != "" && seen[tags.Next] {
+			break // a Link loop: every page has been read
+		}
+		seen[tags.Next] = true
+	}
+	if out == nil {
+		out = []Release{}
 	}
 	return out, nil
 }
+
+// limitBodies bounds every response body read through next to limit bytes: reading more is
+// an error, not an allocation without end.
+func limitBodies(next http.RoundTripper, limit int64) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err == nil && resp.Body != nil {
+			resp.Body = &limitedBody{rc: resp.Body, left: limit, limit: limit}
+		}
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// limitedBody reads at most limit bytes of rc; one more is an error, and closes rc.
+type limitedBody struct {
+	rc    io.ReadCloser
+	left  int64
+	limit int64
+}
+
+var errBodyTooLarge = errors.New("body too large")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, fmt.Errorf("%w: larger than %d MiB", errBodyTooLarge, b.limit>>20)
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 { // one byte past the limit: keep what fits, then fail
+		// and hang up: go-containerregistry does not close a body it failed to decode, and
+		// the connection would stay open for as long as upstream cares to keep sending.
+		b.rc.Close()
+		return n - 1, fmt.Errorf("%w: larger than %d MiB", errBodyTooLarge, b.limit>>20)
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
