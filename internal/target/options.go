@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/hostlimit"
 	"github.com/archmirror/archmirror/internal/retry"
 )
 
@@ -26,7 +27,21 @@ type options struct {
 	keychain  authn.Keychain
 	logger    *slog.Logger
 	retry     retry.Policy
+	limit     *hostlimit.Limit
 }
+
+// DefaultHostConcurrency is how many requests one process has in flight to one registry host,
+// unless WithHostLimit says otherwise: what the inspection of a plan sends at once.
+const DefaultHostConcurrency = 16
+
+// defaultHostLimit is shared by every registry target of the process: a registry counts a
+// process's requests, not a target's.
+var defaultHostLimit = hostlimit.New(DefaultHostConcurrency)
+
+// WithHostLimit makes the target share l (requests in flight per host) instead of the
+// process-wide limit of DefaultHostConcurrency; hostlimit.New(0) lifts the bound. A request
+// holds its slot until its response headers arrive, and not while the retry policy waits.
+func WithHostLimit(l *hostlimit.Limit) Option { return func(o *options) { o.limit = l } }
 
 // WithTransport sends every registry request through rt, the ping and token exchanges
 // included; wrap it to count requests or add rate limits. The target's retries (WithRetry) sit
@@ -54,7 +69,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // New returns the Target cfg describes: an OCI layout directory for "oci:DIR", a registry
 // namespace otherwise. A relative DIR is relative to the working directory.
 func New(cfg config.Target, opts ...Option) (Target, error) {
-	o := options{keychain: authn.DefaultKeychain, logger: slog.Default()}
+	o := options{keychain: authn.DefaultKeychain, logger: slog.Default(), limit: defaultHostLimit}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -103,7 +118,7 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		prefix += "/" + path
 	}
 
-	base := o.retry.Transport(baseTransport(o.transport, cfg.Insecure))
+	base := o.retry.Transport(o.limit.Transport(baseTransport(o.transport, cfg.Insecure)))
 	if !cfg.Insecure && !isLoopback(host) {
 		base = httpsOnly{host: reg.RegistryStr(), next: base}
 	}

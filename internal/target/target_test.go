@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,12 +21,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/hostlimit"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/target"
 	"github.com/archmirror/archmirror/internal/testenv"
@@ -646,5 +651,42 @@ func TestInspectWithoutDigestHeader(t *testing.T) {
 	}
 	if got := c.take(); !slices.Equal(got, with(ping, "HEAD /v2/mirror/app/manifests/1.2.0", "GET /v2/mirror/app/manifests/1.2.0")) {
 		t.Errorf("requests = %q", got)
+	}
+}
+
+// TestHostLimit: the target keeps at most its host limit of requests in flight to the
+// registry, however many inspections run at once; counted at a slow proxy in front of it.
+func TestHostLimit(t *testing.T) {
+	reg := testenv.Registry(t)
+	var now, peak atomic.Int64
+	backend, err := url.Parse("http://" + reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(backend)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := now.Add(1)
+		defer now.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(20 * time.Millisecond) // long enough for the others to pile up
+		rp.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	tgt, err := target.New(config.Target{Registry: strings.TrimPrefix(srv.URL, "http://") + "/mirror"}, target.WithHostLimit(hostlimit.New(3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []target.Request
+	for i := range 30 {
+		reqs = append(reqs, target.Request{Repo: "app", Tag: fmt.Sprintf("1.0.%d", i)})
+	}
+	for _, r := range target.InspectAll(t.Context(), tgt, reqs, 16) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if p := peak.Load(); p != 3 {
+		t.Errorf("peak requests in flight %d, want the limit, 3", p)
 	}
 }
