@@ -160,12 +160,14 @@ func (b *BuildKit) client(ctx context.Context) (*client.Client, error) {
 }
 
 // Build builds s with the Dockerfile frontend and stores the image, a single manifest, where s
-// says. Errors start with the job ID.
+// says. Errors start with the job ID (which names the app and the version), and are safe to
+// print: control characters that the upstream's Dockerfile or build output put in them are
+// escaped.
 func (b *BuildKit) Build(ctx context.Context, s Spec) (Result, error) {
 	start := time.Now()
 	res, err := b.build(ctx, s)
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w", s.JobID, err)
+		return Result{}, fmt.Errorf("%s: %w", jobName(s.JobID), cleanError(err))
 	}
 	res.Platform = s.Platform.String()
 	res.Duration = time.Since(start)
@@ -188,7 +190,7 @@ func (b *BuildKit) build(ctx context.Context, s Spec) (Result, error) {
 		if s.Context, err = contextDir(s.Context); err != nil {
 			return Result{}, err
 		}
-		if src, err = localDockerfile(filepath.Join(s.Context, filepath.FromSlash(dockerfileName(s)))); err != nil {
+		if src, err = localDockerfile(s.Context, dockerfileName(s)); err != nil {
 			return Result{}, err
 		}
 		if patched, err = Apply(src.data, s.Patches, src.where); err != nil {
@@ -286,9 +288,9 @@ func check(s Spec) error {
 		return errors.New("no build context")
 	}
 	if s.Dockerfile != "" && !filepath.IsLocal(s.Dockerfile) {
-		return fmt.Errorf("dockerfile %q: want a path inside the context", s.Dockerfile)
+		return fmt.Errorf("dockerfile %s: want a path inside the context", quote(s.Dockerfile))
 	}
-	return nil
+	return checkStrings(s)
 }
 
 // epochArg is the build arg the Dockerfile frontend takes the image's timestamps from.

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
@@ -41,13 +42,16 @@ func gitContext(ctx string) (*dfgitutil.GitRef, error) {
 	}
 	g, ok, err := dfgitutil.ParseGitRef(ctx)
 	if ok {
+		if err == nil {
+			err = checkGitRef(g)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("context %q: %w", ctx, err)
+			return nil, fmt.Errorf("context %s: %w", quote(ctx), err)
 		}
 		return g, nil
 	}
 	if strings.Contains(ctx, "://") {
-		return nil, fmt.Errorf("context %q: not a git URL (want https://host/repo.git#ref:subdir, git://…)", ctx)
+		return nil, fmt.Errorf("context %s: not a git URL (want https://host/repo.git#ref:subdir, git://…)", quote(ctx))
 	}
 	return nil, nil
 }
@@ -105,9 +109,12 @@ func (b *BuildKit) gitDockerfile(ctx context.Context, c *client.Client, g *dfgit
 		if err != nil {
 			return nil, fmt.Errorf("no %s in the repository at %s", file, g.Ref)
 		}
-		sizes := map[string]int64{}
+		sizes, links := map[string]int64{}, map[string]string{}
 		for _, e := range entries {
 			sizes[e.Path] = e.Size
+			if os.FileMode(e.Mode)&os.ModeSymlink != 0 {
+				links[e.Path] = e.Linkname
+			}
 		}
 		for _, f := range []struct {
 			name     string
@@ -123,8 +130,19 @@ func (b *BuildKit) gitDockerfile(ctx context.Context, c *client.Client, g *dfgit
 			case size > maxDockerfile:
 				return nil, fmt.Errorf("%s is %d bytes, more than a Dockerfile should be", path.Join(path.Dir(file), f.name), size)
 			}
-			if *f.dst, err = ref.ReadFile(ctx, gateway.ReadRequest{Filename: path.Join(path.Dir(file), f.name)}); err != nil {
+			// buildkitd would resolve a symlink inside the checkout (one to /etc/passwd
+			// reads <checkout>/etc/passwd), but one that points out is refused, as for a
+			// local context. It reads only a regular file; the size listed is a symlink's
+			// own, so the read is bounded too.
+			name := path.Join(path.Dir(file), f.name)
+			if target, ok := links[f.name]; ok && (path.IsAbs(target) || !filepath.IsLocal(filepath.FromSlash(path.Join(path.Dir(name), target)))) {
+				return nil, fmt.Errorf("%s is a symlink to %s, outside the context: refused", quote(name), quote(target))
+			}
+			if *f.dst, err = ref.ReadFile(ctx, gateway.ReadRequest{Filename: name, Range: &gateway.FileRange{Length: maxDockerfile + 1}}); err != nil {
 				return nil, err
+			}
+			if len(*f.dst) > maxDockerfile {
+				return nil, fmt.Errorf("%s is over %d bytes, more than a Dockerfile should be", name, maxDockerfile)
 			}
 		}
 		return gateway.NewResult(), nil
@@ -182,22 +200,87 @@ func redact(remote string) string {
 	return u.Redacted()
 }
 
-// localDockerfile reads the Dockerfile at p, in a local context directory.
-func localDockerfile(p string) (source, error) {
-	src := source{where: p}
-	st, err := os.Stat(p)
+// localDockerfile reads the Dockerfile name (slash-separated, inside the context) of the local
+// context dir, and the Dockerfile-specific "<name>.dockerignore" beside it. Both are opened
+// through an os.Root on dir, so a symlink that leads out of the context (a Dockerfile ->
+// /etc/shadow, a directory evil -> /etc, ../../..) is refused, never followed: archmirror does
+// not read a file of the host, send it to buildkitd as a Dockerfile, or quote it in an error.
+// A symlink that stays inside the context is followed, as BuildKit does.
+func localDockerfile(dir, name string) (source, error) {
+	src := source{where: filepath.Join(dir, filepath.FromSlash(name))}
+	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return src, err
+		return src, fmt.Errorf("context %s: %w", dir, err)
 	}
-	if st.Size() > maxDockerfile {
-		return src, fmt.Errorf("%s is %d bytes, more than a Dockerfile should be", p, st.Size())
+	defer root.Close()
+	if src.data, err = readConfined(root, dir, name); err != nil {
+		return source{where: src.where}, err
 	}
-	if src.data, err = os.ReadFile(p); err != nil {
-		return src, err
+	src.ignore, err = readConfined(root, dir, name+".dockerignore")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		src.ignore = nil
+	case err != nil:
+		return source{where: src.where}, err
 	}
-	src.ignore, err = os.ReadFile(p + ".dockerignore")
-	if errors.Is(err, fs.ErrNotExist) {
-		err = nil
+	return src, nil
+}
+
+// readConfined reads the regular file name of root (the directory dir), at most maxDockerfile
+// bytes. Errors name the file by its full path.
+func readConfined(root *os.Root, dir, name string) ([]byte, error) {
+	full := filepath.Join(dir, filepath.FromSlash(name))
+	// O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
+	f, err := root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if link, target, ok := linkOut(dir, name); ok {
+			return nil, fmt.Errorf("%s: %s is a symlink to %s, outside the context: refused", full, quote(link), quote(target))
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			pe.Path = full
+		}
+		return nil, err
 	}
-	return src, err
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): refused", full, st.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxDockerfile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxDockerfile {
+		return nil, fmt.Errorf("%s is %d bytes, more than a Dockerfile should be", full, max(st.Size(), int64(len(b))))
+	}
+	return b, nil
+}
+
+// linkOut finds the first symlink on the way to name inside dir that leads outside dir (an
+// absolute target, or one that climbs above dir), to say why os.Root refused to open it. It
+// looks at each link alone: one inside that leads to another going out is not named.
+func linkOut(dir, name string) (link, target string, ok bool) {
+	rel := ""
+	for _, part := range strings.Split(path.Clean(name), "/") {
+		rel = path.Join(rel, part)
+		st, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return "", "", false
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		t, err := os.Readlink(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return "", "", false
+		}
+		if filepath.IsAbs(t) || !filepath.IsLocal(filepath.Join(filepath.Dir(filepath.FromSlash(rel)), t)) {
+			return rel, t, true
+		}
+	}
+	return "", "", false
 }

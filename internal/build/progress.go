@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/client"
@@ -97,16 +98,28 @@ func (s *step) add(data []byte, tail int) {
 		if i < 0 {
 			break
 		}
-		s.lines = append(s.lines, strings.TrimRight(string(data[:i]), "\r"))
+		s.lines = append(s.lines, lastBytes(strings.TrimRight(string(data[:i]), "\r")))
 		data = data[i+1:]
 	}
 	if len(s.lines) > tail {
 		s.lines = s.lines[len(s.lines)-tail:]
 	}
-	if len(data) > 4096 { // a runaway line without a newline
-		data = data[len(data)-4096:]
+	if len(data) > maxLine { // a runaway line without a newline
+		data = data[len(data)-maxLine:]
 	}
 	s.partial = bytes.Clone(data)
+}
+
+// maxLine bounds a log line kept for an error message: the build's output is the upstream's,
+// and one line of it may be megabytes long.
+const maxLine = 4096
+
+// lastBytes keeps the end of a long line, where the error usually is.
+func lastBytes(l string) string {
+	if len(l) <= maxLine {
+		return l
+	}
+	return "…" + l[len(l)-maxLine:]
 }
 
 // explain wraps a solve error with the step that failed and the end of its log. Call it after
@@ -124,15 +137,21 @@ func (p *progress) explain(err error) error {
 	if failed == nil {
 		return err
 	}
-	lines := failed.lines
+	lines := slices.Clone(failed.lines)
 	if len(failed.partial) > 0 {
 		lines = append(lines, string(failed.partial))
 	}
 	if len(lines) > p.tail {
 		lines = lines[len(lines)-p.tail:]
 	}
-	if len(lines) == 0 {
-		return fmt.Errorf("%s: %w", failed.name, err)
+	// The step's name is a Dockerfile line and its log the build's output, both the
+	// upstream's: neither may carry a terminal escape into a report.
+	name := printable(failed.name)
+	for i, l := range lines {
+		lines[i] = printable(l)
 	}
-	return fmt.Errorf("%s: %w\n  %s", failed.name, err, strings.Join(lines, "\n  "))
+	if len(lines) == 0 {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return fmt.Errorf("%s: %w\n  %s", name, err, strings.Join(lines, "\n  "))
 }

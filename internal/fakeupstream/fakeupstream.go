@@ -1,8 +1,8 @@
 // Package fakeupstream is an in-process stand-in for the upstreams archmirror reads: GitHub's
-// releases API, GitLab's tags API, and a plain file server (release tarballs, per-arch
-// binaries). Its answers have the real APIs' shapes, headers (Link, ETag, X-Next-Page,
-// X-RateLimit-*) and conditional-request behaviour, so tests, benchmarks and demos exercise
-// the same code paths as production without a network.
+// releases API, GitLab's tags API, a plain file server (release tarballs, per-arch binaries)
+// and git repositories over smart HTTP (build contexts). Its answers have the real APIs'
+// shapes, headers (Link, ETag, X-Next-Page, X-RateLimit-*) and conditional-request behaviour,
+// so tests, benchmarks and demos exercise the same code paths as production without a network.
 //
 //	srv := httptest.NewServer(fakeupstream.New(fakeupstream.Fixture{...}))
 //	discover.NewGitHub("acme/app", discover.WithAPI(srv.URL))
@@ -78,6 +78,7 @@ type Server struct {
 	auth   []string                 // Authorization / PRIVATE-TOKEN values seen, in order
 	served int64                    // 200s, for X-RateLimit-Remaining
 	holds  map[string]chan struct{} // /files/ prefixes whose GETs wait until the channel closes
+	git    map[string]http.Handler  // "/git/NAME.git" → git http-backend for a ServeGit repository
 }
 
 // Default page sizes of the real APIs.
@@ -218,8 +219,8 @@ func (s *Server) held(name string) chan struct{} {
 	return nil
 }
 
-// ServeHTTP routes /repos/{owner}/{repo}/releases, /api/v4/projects/{id}/repository/tags[/{tag}]
-// and /files/{path}.
+// ServeHTTP routes /repos/{owner}/{repo}/releases, /api/v4/projects/{id}/repository/tags[/{tag}],
+// /files/{path} and /git/{name}.git/… (see ServeGit).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Requests.Add(1)
 	path := r.URL.EscapedPath()
@@ -243,6 +244,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.serveFile(w, r, name)
+		return
+	case strings.HasPrefix(path, "/git/"):
+		s.serveGit(w, r) // POSTs too: git-upload-pack
 		return
 	case strings.HasPrefix(path, "/repos/"), strings.HasPrefix(path, "/api/v4/"):
 		if s.rateLimited(w) {
