@@ -22,7 +22,7 @@ test-deps: deps
 
 # Every test, with the real registry; a missing part fails instead of skipping.
 test: test-deps
-	ARCHMIRROR_E2E=1 $(GO) test -count=1 ./...
+	ARCHMIRROR_E2E=1 $(GO) test -count=1 -timeout 60m ./...
 
 # Quick iteration: whatever is installed is used, the rest is skipped.
 test-short:
