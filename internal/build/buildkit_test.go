@@ -595,33 +595,15 @@ func elfMachine(t *testing.T, b []byte) elf.Machine {
 // has it).
 func fileInImage(t *testing.T, img v1.Image, p string) []byte {
 	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var found []byte
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
+	testenv.EachEntry(t, img, func(h *tar.Header, r io.Reader) {
+		if strings.TrimPrefix(h.Name, "./") == p && h.Typeflag == tar.TypeReg {
+			var err error
+			if found, err = io.ReadAll(r); err != nil {
 				t.Fatal(err)
 			}
-			if strings.TrimPrefix(h.Name, "./") == p && h.Typeflag == tar.TypeReg {
-				if found, err = io.ReadAll(tr); err != nil {
-					t.Fatal(err)
-				}
-			}
 		}
-		rc.Close()
-	}
+	})
 	if found == nil {
 		t.Fatalf("no %s in the image", p)
 	}

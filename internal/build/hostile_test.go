@@ -97,38 +97,19 @@ func (e *hostileEnv) layers(t *testing.T, digest string) (links map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	links = map[string]string{}
-	for _, l := range ls {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
+	testenv.EachEntry(t, img, func(h *tar.Header, r io.Reader) {
+		b, _ := io.ReadAll(r)
+		if bytes.Contains(b, []byte(e.marker)) {
+			t.Errorf("the image holds the host's secret in %s", h.Name)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(tr)
-			if bytes.Contains(b, []byte(e.marker)) {
-				t.Errorf("the image holds the host's secret in %s", h.Name)
-			}
-			switch h.Typeflag {
-			case tar.TypeSymlink:
-				links[h.Name] = h.Linkname
-			case tar.TypeReg:
-				files = append(files, h.Name)
-			}
+		switch h.Typeflag {
+		case tar.TypeSymlink:
+			links[h.Name] = h.Linkname
+		case tar.TypeReg:
+			files = append(files, h.Name)
 		}
-		rc.Close()
-	}
+	})
 	return links, files
 }
 

@@ -356,41 +356,22 @@ func layerEntries(t *testing.T, idx v1.ImageIndex) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for _, l := range ls {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			name := strings.TrimSuffix(h.Name, "/")
-			switch h.Typeflag {
-			case tar.TypeSymlink:
-				out[name] = "-> " + h.Linkname
-			case tar.TypeDir:
-				out[name] = "dir"
-			default:
-				b, _ := io.ReadAll(tr)
-				out[name] = "file"
-				if bytes.Contains(b, []byte("SECRET")) {
-					out[name] = string(b)
-				}
+	testenv.EachEntry(t, img, func(h *tar.Header, r io.Reader) {
+		name := strings.TrimSuffix(h.Name, "/")
+		switch h.Typeflag {
+		case tar.TypeSymlink:
+			out[name] = "-> " + h.Linkname
+		case tar.TypeDir:
+			out[name] = "dir"
+		default:
+			b, _ := io.ReadAll(r)
+			out[name] = "file"
+			if bytes.Contains(b, []byte("SECRET")) {
+				out[name] = string(b)
 			}
 		}
-		rc.Close()
-	}
+	})
 	return out
 }
 

@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"archive/tar"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,4 +225,33 @@ func Layout(t testing.TB, dir string) (v1.ImageIndex, *v1.IndexManifest) {
 		t.Fatal(err)
 	}
 	return ii, im
+}
+
+// EachEntry calls f with every entry of img's layers, lowest layer first, and a reader of its
+// content (read it or not).
+func EachEntry(t testing.TB, img v1.Image, f func(h *tar.Header, content io.Reader)) {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatalf("testenv: layers: %v", err)
+	}
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatalf("testenv: layer: %v", err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rc.Close()
+				t.Fatalf("testenv: layer: %v", err)
+			}
+			f(h, tr)
+		}
+		rc.Close()
+	}
 }
