@@ -5,6 +5,7 @@ package build
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/archmirror/archmirror/internal/config"
@@ -56,4 +57,27 @@ type Result struct {
 // Builder builds one Spec.
 type Builder interface {
 	Build(ctx context.Context, s Spec) (Result, error)
+}
+
+// TransientPush reports whether err, a Build error, is BuildKit failing to push the image
+// because of the registry or the connection to it — a 429 or 5xx answer, a connection reset or
+// cut short — which building again may get past: BuildKit does not retry those itself.
+// BuildKit reports them as text, so this reads the text.
+func TransientPush(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	if !strings.Contains(msg, "push") && !strings.Contains(msg, "export") && !strings.Contains(msg, "upload") {
+		return false
+	}
+	for _, s := range []string{
+		"429 too many requests", "500 internal server error", "502 bad gateway", "503 service unavailable", "504 gateway timeout",
+		"connection reset by peer", "broken pipe", "unexpected eof", "connection refused", "i/o timeout",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }

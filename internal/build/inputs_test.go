@@ -353,3 +353,21 @@ func TestInputsFromScrubsSecrets(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", in, want)
 	}
 }
+
+func TestTransientPush(t *testing.T) {
+	for msg, want := range map[string]bool{
+		`failed to push 127.0.0.1:5000/mirror/hello: failed to do request: Put "http://127.0.0.1:5000/v2/mirror/hello/blobs/uploads/x": unexpected status from PUT request: 502 Bad Gateway`: true,
+		`exporting to image: pushing layers: failed to copy: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer`:                                                              true,
+		`failed to push: unexpected status from HEAD request: 429 Too Many Requests`:                                                                                                         true,
+		`failed to push 127.0.0.1:5000/mirror/hello: unexpected status: 401 Unauthorized`:                                                                                                    false,
+		`process "/bin/sh -c wget $PACKAGE" did not complete successfully: 500 Internal Server Error`:                                                                                        false, // the build's own download
+		`failed to solve: failed to compute cache key: "/missing" not found`:                                                                                                                 false,
+	} {
+		if got := TransientPush(errors.New(msg)); got != want {
+			t.Errorf("TransientPush(%q) = %v, want %v", msg, got, want)
+		}
+	}
+	if TransientPush(nil) {
+		t.Error("TransientPush(nil)")
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/publish"
@@ -69,4 +71,59 @@ func TestSyncThroughFaults(t *testing.T) {
 	if err != nil || rep.Failed() || len(rep.Jobs) != 0 {
 		t.Fatalf("second sync: %v\n%s", err, describe(rep))
 	}
+}
+
+// TestSyncThroughBuildKitPushFaults: the registry answers BuildKit's first 150 writes (blob
+// uploads, manifest PUTs) with a 5xx: an outage longer than BuildKit's own retries last (it
+// rides out a dozen failures or resets by itself), so some jobs fail their push. Those are built
+// again (from BuildKit's cache) and the run succeeds as if nothing happened.
+func TestSyncThroughBuildKitPushFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images")
+	}
+	defer func(w time.Duration) { pushRetryWait = w }(pushRetryWait)
+	pushRetryWait = 100 * time.Millisecond
+	w := testenv.NewWorld(t)
+	var failed atomic.Int32
+	outage := func(r *http.Request) bool {
+		ua := strings.ToLower(r.UserAgent())
+		write := r.Method != http.MethodGet && r.Method != http.MethodHead
+		return (strings.Contains(ua, "buildkit") || strings.Contains(ua, "containerd")) && write && failed.Add(1) <= 150
+	}
+	fp := testenv.NewFaultProxy(t, w.Registry, testenv.Faults{Seed: 1, ServerError: 1, Only: outage})
+	bk := testenv.BuildKit(t, fp.Addr, w.Registry)
+	text, err := os.ReadFile(w.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(text), "registry: "+strconv.Quote(w.Namespace), "registry: "+strconv.Quote(fp.Addr+"/mirror"), 1)
+	s = strings.Replace(s, strconv.Quote(w.BuildKit), strconv.Quote(bk), 1)
+	cfg, err := config.Parse(w.ConfigPath, []byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Select("hello"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp.Injected.Load() < 150 {
+		t.Fatalf("%d of BuildKit's writes failed, want 150: the test proves nothing", fp.Injected.Load())
+	}
+	if rep.Failed() {
+		t.Fatalf("sync with BuildKit's first pushes failing:\n%s\nfaults: %v", describe(rep), fp.Counts())
+	}
+	retried := 0
+	for _, j := range rep.Jobs {
+		b, _ := os.ReadFile(j.Log)
+		if strings.Contains(string(b), "the push failed") {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Error("no job log says its push failed and it was built again")
+	}
+	t.Logf("%d of BuildKit's writes failed; %d jobs built again", fp.Injected.Load(), retried)
 }

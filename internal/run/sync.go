@@ -24,6 +24,7 @@ import (
 	"github.com/archmirror/archmirror/internal/plan"
 	"github.com/archmirror/archmirror/internal/platform"
 	"github.com/archmirror/archmirror/internal/publish"
+	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/target"
 )
 
@@ -179,6 +180,13 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 	rep.Finished = time.Now().UTC()
 	return rep, nil
 }
+
+// A job whose push failed on the registry's side is built again (from BuildKit's cache) up to
+// maxPushRetries times, waiting pushRetryWait more each time.
+var (
+	maxPushRetries = 2
+	pushRetryWait  = 2 * time.Second
+)
 
 // newSyncer sets up what building and publishing need: the publisher, the builders' factory
 // (BuildKit with the target's credentials), the log directory of this run.
@@ -434,6 +442,7 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		return fail(err)
 	}
 	var res build.Result
+	pushes := 0
 	for {
 		n, err := s.pool.acquire(ctx, cands, r.Retried)
 		if err != nil {
@@ -447,6 +456,17 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 			break
 		}
 		if !s.pool.died(ctx, n, err) {
+			// BuildKit's push has no retries of ours: a registry that answered it 5xx or
+			// dropped it is asked again by building again, from BuildKit's cache.
+			if pushes < maxPushRetries && build.TransientPush(err) && ctx.Err() == nil {
+				pushes++
+				s.log.Warn("the push failed; building again", "job", j.ID, "attempt", pushes+1, "err", firstLine(err.Error()))
+				fmt.Fprintf(lf, "\n--- the push failed (%s); building again ---\n\n", firstLine(err.Error()))
+				if err := retry.Sleep(ctx, time.Duration(pushes)*pushRetryWait); err != nil {
+					return fail(err)
+				}
+				continue
+			}
 			return fail(err)
 		}
 		// The node went away under the build: what it pushed (by digest) is harmless, and

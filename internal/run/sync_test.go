@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -25,6 +26,7 @@ import (
 type fakeBuilder struct {
 	t        *testing.T
 	fail     func(build.Spec) bool
+	err      func(build.Spec) error // the error of a failed build; default a RUN step's 404
 	running  atomic.Int32
 	peak     atomic.Int32
 	mu       sync.Mutex
@@ -41,6 +43,11 @@ func (f *fakeBuilder) Build(ctx context.Context, s build.Spec) (build.Result, er
 	f.specs = append(f.specs, s)
 	f.mu.Unlock()
 	if f.fail != nil && f.fail(s) {
+		if f.err != nil {
+			if err := f.err(s); err != nil {
+				return build.Result{}, err
+			}
+		}
 		return build.Result{}, errors.New("RUN wget: server returned error: HTTP/1.1 404 Not Found")
 	}
 	ref, err := name.NewRepository(s.Push)
@@ -130,5 +137,44 @@ func TestSyncPerBuilderLimit(t *testing.T) {
 	}
 	if len(fb.builtIDs) != 20 {
 		t.Errorf("built %d jobs, want 20", len(fb.builtIDs))
+	}
+}
+
+// A job whose push the registry refused with a 5xx is built again and succeeds; a job that
+// fails for any other reason is built once.
+func TestSyncRetriesFailedPush(t *testing.T) {
+	defer func(w time.Duration) { pushRetryWait = w }(pushRetryWait)
+	pushRetryWait = 0
+	cfg := fakeWorld(t)
+	if err := cfg.Select("hello"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	tries := map[string]int{}
+	fb := &fakeBuilder{t: t, fail: func(s build.Spec) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[s.JobID]++
+		return s.JobID == "hello/hello/2.1.0/linux-arm64" || (s.JobID == "hello/hello/2.0.0/linux-amd64" && tries[s.JobID] == 1)
+	}}
+	fb.err = func(s build.Spec) error {
+		if s.JobID == "hello/hello/2.0.0/linux-amd64" {
+			return errors.New("failed to push 127.0.0.1:5000/mirror/hello: unexpected status from PUT request: 503 Service Unavailable")
+		}
+		return nil
+	}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, NewBuilder: func(string) build.Builder { return fb }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]JobStatus{}
+	for _, j := range rep.Jobs {
+		status[j.ID] = j.Status
+	}
+	if status["hello/hello/2.0.0/linux-amd64"] != JobBuilt || tries["hello/hello/2.0.0/linux-amd64"] != 2 {
+		t.Errorf("a failed push: %s after %d tries, want built after 2", status["hello/hello/2.0.0/linux-amd64"], tries["hello/hello/2.0.0/linux-amd64"])
+	}
+	if status["hello/hello/2.1.0/linux-arm64"] != JobFailed || tries["hello/hello/2.1.0/linux-arm64"] != 1 {
+		t.Errorf("a failed build: %s after %d tries, want failed after 1", status["hello/hello/2.1.0/linux-arm64"], tries["hello/hello/2.1.0/linux-arm64"])
 	}
 }
