@@ -47,7 +47,9 @@ func NewGate(reqs []config.Require, platforms []platform.Platform, opts ...Optio
 	} else {
 		c.Timeout = time.Minute
 	}
-	c.Transport = o.hostLimit.Transport(c.Transport)
+	// A 5xx or a dropped connection is retried, as for the sources: one flaky HEAD must not
+	// drop every version of the app.
+	c.Transport = upstreamRetry.Transport(o.hostLimit.Transport(c.Transport))
 	return &HTTPGate{reqs: reqs, platforms: platforms, client: &c, userAgent: o.userAgent}
 }
 

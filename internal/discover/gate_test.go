@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
@@ -100,8 +101,14 @@ func TestHTTPGateRedirectAndErrors(t *testing.T) {
 		Redirects: map[string]string{"cdn/bin": "real/bin"},
 		GitLab:    map[string][]fakeupstream.Tag{"a/b": {{Name: "v1.0.0"}}},
 	})
+	var flaky atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.HasPrefix(r.URL.Path, "/flaky/") && flaky.Add(1) == 1:
+			w.WriteHeader(http.StatusServiceUnavailable) // once
+		case strings.HasPrefix(r.URL.Path, "/flaky/"):
+			r.URL.Path = "/files/real/bin"
+			s.ServeHTTP(w, r)
 		case strings.HasPrefix(r.URL.Path, "/broken/"):
 			w.WriteHeader(http.StatusInternalServerError)
 		case strings.HasPrefix(r.URL.Path, "/api/v4/projects/broken"):
@@ -120,6 +127,7 @@ func TestHTTPGateRedirectAndErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"redirect followed", config.Require{URL: tmpl(t, "https://dl.example/files/cdn/bin")}, "", ""},
+		{"a 5xx once is retried", config.Require{URL: tmpl(t, "https://dl.example/flaky/bin")}, "", ""},
 		{"5xx is an error", config.Require{URL: tmpl(t, "https://dl.example/broken/{{.Arch}}?sig=SECRET")}, "",
 			"url https://dl.example/broken/amd64?… (linux/amd64): 500 Internal Server Error"},
 		{"4xx is a reason", config.Require{URL: tmpl(t, "https://dl.example/forbidden/x")}, "url https://dl.example/forbidden/x (linux/amd64): 403 Forbidden", ""},
