@@ -267,9 +267,15 @@ func (l *Lease) heldNow(ctx context.Context, conflict error) error {
 	return fmt.Errorf("lease %s: %w", l.repo, conflict)
 }
 
+// maxSettle caps the wait: our read-to-PUT window is long mostly when a request of it was
+// retried or stalled, and waiting a multiple of that delays every build of the run (the fault
+// figures: +166 % under 2 s stalls before the cap). A writer slower than this may share the app;
+// the guarded writes keep the registry right then.
+const maxSettle = time.Second
+
 // settle is how long to wait after writing the lease before reading it back: longer than
-// another writer like us takes from its read to its PUT, with jitter.
+// another writer like us takes from its read to its PUT, with jitter, at most maxSettle.
 func settle(window time.Duration) time.Duration {
 	d := 2*window + minSettle
-	return d + rand.N(d/2+1)
+	return min(d+rand.N(d/2+1), maxSettle)
 }
