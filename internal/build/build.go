@@ -59,23 +59,32 @@ type Builder interface {
 	Build(ctx context.Context, s Spec) (Result, error)
 }
 
-// TransientPush reports whether err, a Build error, is BuildKit failing to push the image
-// because of the registry or the connection to it — a 429 or 5xx answer, a connection reset or
-// cut short — which building again may get past: BuildKit does not retry those itself.
-// BuildKit reports them as text, so this reads the text.
+// TransientPush reports whether err, a Build error, is BuildKit failing to push the image, or
+// to pull a base from the registry, because of the registry or the connection to it — a 429 or
+// 5xx answer, a connection reset or cut short, an upload session the registry lost — which
+// building again (from BuildKit's cache) may get past: BuildKit gives up on those after a few
+// tries of its own. BuildKit reports them as text, so this reads the text; a RUN step that
+// failed is never one, whatever its output says.
 func TransientPush(err error) bool {
 	if err == nil {
 		return false
 	}
 	msg := strings.ToLower(err.Error())
-	if !strings.Contains(msg, "push") && !strings.Contains(msg, "export") && !strings.Contains(msg, "upload") {
+	if strings.Contains(msg, "did not complete successfully") {
+		return false // a RUN step: its output is the upstream's, not the registry's
+	}
+	if !containsAny(msg, "push", "export", "upload", "resolve", "pull", "failed to copy", "failed to do request") {
 		return false
 	}
-	for _, s := range []string{
+	return containsAny(msg,
 		"429 too many requests", "500 internal server error", "502 bad gateway", "503 service unavailable", "504 gateway timeout",
 		"connection reset by peer", "broken pipe", "unexpected eof", "connection refused", "i/o timeout",
-	} {
-		if strings.Contains(msg, s) {
+		"blob upload unknown", "digest did not match uploaded content")
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
 			return true
 		}
 	}
