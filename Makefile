@@ -39,6 +39,7 @@ bench: deps
 	scripts/bench-attest.sh
 	scripts/bench-serve.sh
 	scripts/bench-fanout.sh
+	scripts/bench-faults.sh
 
 demo: deps build
 	scripts/demo.sh
