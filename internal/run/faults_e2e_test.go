@@ -28,23 +28,9 @@ func TestSyncThroughFaults(t *testing.T) {
 		ua := strings.ToLower(r.UserAgent())
 		return !strings.Contains(ua, "buildkit") && !strings.Contains(ua, "containerd")
 	}
-	fp := testenv.NewFaultProxy(t, w.Registry, testenv.Faults{
+	fp, cfg := behindProxy(t, w, testenv.Faults{
 		Seed: 7, ServerError: 0.10, Reset: 0.05, TooMany: 0.03, Only: archmirrorOnly,
 	})
-	bk := testenv.BuildKit(t, fp.Addr, w.Registry)
-	text, err := os.ReadFile(w.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(text), "registry: "+strconv.Quote(w.Namespace), "registry: "+strconv.Quote(fp.Addr+"/mirror"), 1)
-	s = strings.Replace(s, strconv.Quote(w.BuildKit), strconv.Quote(bk), 1)
-	cfg, err := config.Parse(w.ConfigPath, []byte(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Select("hello"); err != nil {
-		t.Fatal(err)
-	}
 	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -90,21 +76,7 @@ func TestSyncThroughBuildKitPushFaults(t *testing.T) {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead
 		return (strings.Contains(ua, "buildkit") || strings.Contains(ua, "containerd")) && write && failed.Add(1) <= 150
 	}
-	fp := testenv.NewFaultProxy(t, w.Registry, testenv.Faults{Seed: 1, ServerError: 1, Only: outage})
-	bk := testenv.BuildKit(t, fp.Addr, w.Registry)
-	text, err := os.ReadFile(w.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.Replace(string(text), "registry: "+strconv.Quote(w.Namespace), "registry: "+strconv.Quote(fp.Addr+"/mirror"), 1)
-	s = strings.Replace(s, strconv.Quote(w.BuildKit), strconv.Quote(bk), 1)
-	cfg, err := config.Parse(w.ConfigPath, []byte(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Select("hello"); err != nil {
-		t.Fatal(err)
-	}
+	fp, cfg := behindProxy(t, w, testenv.Faults{Seed: 1, ServerError: 1, Only: outage})
 	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -126,4 +98,26 @@ func TestSyncThroughBuildKitPushFaults(t *testing.T) {
 		t.Error("no job log says its push failed and it was built again")
 	}
 	t.Logf("%d of BuildKit's writes failed; %d jobs built again", fp.Injected.Load(), retried)
+}
+
+// behindProxy puts a FaultProxy with faults in front of w's registry, and a buildkitd that
+// pushes through it, and returns the proxy and w's config of the hello app using both.
+func behindProxy(t *testing.T, w *testenv.World, faults testenv.Faults) (*testenv.FaultProxy, *config.Config) {
+	t.Helper()
+	fp := testenv.NewFaultProxy(t, w.Registry, faults)
+	bk := testenv.BuildKit(t, fp.Addr, w.Registry)
+	text, err := os.ReadFile(w.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(text), "registry: "+strconv.Quote(w.Namespace), "registry: "+strconv.Quote(fp.Addr+"/mirror"), 1)
+	s = strings.Replace(s, strconv.Quote(w.BuildKit), strconv.Quote(bk), 1)
+	cfg, err := config.Parse(w.ConfigPath, []byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Select("hello"); err != nil {
+		t.Fatal(err)
+	}
+	return fp, cfg
 }
