@@ -30,14 +30,17 @@ type inFlight struct {
 
 func (h *inFlight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := h.now.Add(1)
-	defer h.now.Add(-1)
 	for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
 	}
 	select {
 	case <-h.release:
 	case <-r.Context().Done():
+		h.now.Add(-1)
 		return
 	}
+	// Out of flight before the answer is written: once the client has its headers, the limiter
+	// lets the next request go, which may reach here before a deferred decrement would run.
+	h.now.Add(-1)
 	h.served.Add(1)
 	h.next.ServeHTTP(w, r)
 }
