@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
@@ -134,7 +133,7 @@ func Acquire(ctx context.Context, t target.Target, repo string, o Options) (*Lea
 		return nil, fmt.Errorf("lease %s: %w", repo, err)
 	}
 	window := o.Now().Sub(start)
-	if err := o.Sleep(ctx, settle(window)); err != nil {
+	if err := o.Sleep(ctx, retry.Settle(window, minSettle, maxSettle)); err != nil {
 		return nil, err
 	}
 	back, err := t.Inspect(ctx, repo, Tag)
@@ -272,10 +271,3 @@ func (l *Lease) heldNow(ctx context.Context, conflict error) error {
 // figures: +166 % under 2 s stalls before the cap). A writer slower than this may share the app;
 // the guarded writes keep the registry right then.
 const maxSettle = time.Second
-
-// settle is how long to wait after writing the lease before reading it back: longer than
-// another writer like us takes from its read to its PUT, with jitter, at most maxSettle.
-func settle(window time.Duration) time.Duration {
-	d := 2*window + minSettle
-	return min(d+rand.N(d/2+1), maxSettle)
-}

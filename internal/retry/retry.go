@@ -230,6 +230,19 @@ func (p Policy) Status(code int) bool {
 	return slices.Contains(p.withDefaults().Statuses, code)
 }
 
+// Settle is how long a writer whose read-to-write took window waits before reading back what
+// it wrote, on a store without compare-and-swap: longer than another writer like it takes from
+// its read to its write (twice window, plus least), with up to half again of jitter so that two
+// writers that collided do not collide again; at most most, unless most is 0.
+func Settle(window, least, most time.Duration) time.Duration {
+	d := 2*window + least
+	d += rand.N(d/2 + 1)
+	if most > 0 {
+		d = min(d, most)
+	}
+	return d
+}
+
 // Sleep waits d, or until ctx ends (its error then).
 func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

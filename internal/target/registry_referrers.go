@@ -51,7 +51,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -579,18 +578,10 @@ func (r *registry) addToFallback(ctx context.Context, rt http.RoundTripper, repo
 			return err
 		}
 		// After a collision, wait longer: the other writers are busy.
-		if err := retry.Sleep(ctx, settle(time.Since(start))<<puts); err != nil {
+		if err := retry.Sleep(ctx, retry.Settle(time.Since(start), minSettle, 0)<<puts); err != nil {
 			return err
 		}
 	}
-}
-
-// settle is how long to wait after a fallback index PUT whose read-to-PUT took window before
-// reading it back: longer than another writer like us takes to read and PUT, with jitter so
-// that two writers that collided do not collide again.
-func settle(window time.Duration) time.Duration {
-	d := 2*window + minSettle
-	return d + rand.N(d/2)
 }
 
 // putManifest PUTs raw, of media type mt, as repo's manifest ref (a digest or a tag), and
