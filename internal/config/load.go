@@ -102,6 +102,7 @@ type rawConfig struct {
 	Runners   map[string]string `yaml:"runners"`
 	Sign      *Sign             `yaml:"sign"`
 	Cache     Cache             `yaml:"cache"`
+	Timeouts  Timeouts          `yaml:"timeouts"`
 	Apps      yaml.Node         `yaml:"apps"`
 }
 
@@ -160,6 +161,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	cfg := &Config{
 		Path: file, Target: raw.Target, Versions: raw.Versions, Schedule: raw.Schedule, Timezone: raw.Timezone,
 		Builders: raw.Builders, Runners: raw.Runners, Cache: raw.Cache, Emulation: raw.Emulation == nil || *raw.Emulation,
+		Timeouts: raw.Timeouts.withDefaults(),
 	}
 	if raw.Sign != nil {
 		cfg.Sign = *raw.Sign
@@ -183,6 +185,19 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, &Error{File: file, Errors: c.errs}
 	}
 	return cfg, nil
+}
+
+// withDefaults fills what the file left out.
+func (t Timeouts) withDefaults() Timeouts {
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&t.Header, DefaultHeaderTimeout}, {&t.Request, DefaultRequestTimeout}, {&t.Run, DefaultRunTimeout}} {
+		if d.v.Duration == 0 {
+			d.v.Duration = d.def
+		}
+	}
+	return t
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -27,8 +27,29 @@ type Config struct {
 	Runners   map[string]string `yaml:"runners"`
 	Sign      Sign              `yaml:"sign"`
 	Cache     Cache             `yaml:"cache"`
+	Timeouts  Timeouts          `yaml:"timeouts"`
 	Apps      []*App            `yaml:"-"` // in file order
 }
+
+// Timeouts bound every wait on a peer, so one stalled server fails its own app and never a
+// whole run. Header is how long a request may wait for the answer's headers; Request bounds a
+// whole request (a git ls-remote, an API page, a manifest; blob bodies instead fail after
+// Header without a byte); Run bounds one run of serve (and of sync).
+type Timeouts struct {
+	Header  Duration `yaml:"header"`  // default 30s
+	Request Duration `yaml:"request"` // default 90s
+	Run     Duration `yaml:"run"`     // default 6h
+}
+
+// Default timeouts.
+const (
+	DefaultHeaderTimeout  = 30 * time.Second
+	DefaultRequestTimeout = 90 * time.Second
+	DefaultRunTimeout     = 6 * time.Hour
+)
+
+// Duration is a time.Duration written as Go writes one ("30s", "2m", "1h30m").
+type Duration struct{ time.Duration }
 
 // Target is where mirrors are published: a registry namespace or an OCI layout directory.
 type Target struct {

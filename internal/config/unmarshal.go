@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -169,4 +170,17 @@ func (s Sign) String() string {
 		return fmt.Sprintf("key %s", s.Key.Ref)
 	}
 	return "off"
+}
+
+// UnmarshalYAML accepts a Go duration ("30s", "2m", "1h30m") greater than zero.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fieldErr(n, "want a duration such as 30s or 2m, got %s", describe(n))
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v <= 0 {
+		return fieldErr(n, "%q: want a duration greater than zero, such as 30s or 2m", truncate(n.Value, 40))
+	}
+	d.Duration = v
+	return nil
 }
