@@ -58,7 +58,9 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := testenv.NewWorld(t, testenv.WithSign("{key: 'file://"+keyPath+"'}"),
-		testenv.WithBasicAuth(regUser, regPass, "env://ARCHMIRROR_TEST_REGISTRY_PASSWORD"))
+		testenv.WithBasicAuth(regUser, regPass, "env://ARCHMIRROR_TEST_REGISTRY_PASSWORD"),
+		// The fake upstream is not api.github.com: $GITHUB_TOKEN goes there only when named.
+		testenv.WithSourceToken("env://GITHUB_TOKEN"))
 
 	var seen bytes.Buffer
 	for _, args := range [][]string{

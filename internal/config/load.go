@@ -505,9 +505,18 @@ func (c *checker) source(n *yaml.Node, path string, s *Source) {
 	}
 	if s.API != "" {
 		u, err := url.Parse(s.API)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil:
 			c.at(nodeOr(n, "api"), path+".api", "want an http(s) URL without credentials, e.g. https://ghe.example/api/v3")
+		case s.Token.IsSet() && u.Scheme == "http" && !IsLoopback(u.Host):
+			c.at(nodeOr(n, "api"), path+".api", "plain http:// to %s would send the token in clear: use https:// (a token goes over plain HTTP to a loopback address only)", truncate(u.Host, 80))
 		}
+	}
+	if (s.Token.IsSet() || s.Token.None) && s.Kind() != "github" && s.Kind() != "gitlab" {
+		c.at(nodeOr(n, "token"), path+".token", "token is for github and gitlab sources (a registry's credentials come from the Docker config, a git remote's from git)")
+	}
+	if s.Insecure && s.Kind() != "registry" {
+		c.at(nodeOr(n, "insecure"), path+".insecure", "insecure is for registry sources")
 	}
 	if s.MaxPages == 0 {
 		s.MaxPages = 10

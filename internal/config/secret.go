@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -65,3 +66,58 @@ func (s Secret) String() string { return s.Ref }
 
 // MarshalJSON prints the reference, never the value.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", s.Ref)), nil }
+
+// TokenNone is how a source says it sends no API token at all: `token: none`.
+const TokenNone = "none"
+
+// Token is a source's API token: a secret reference (env://NAME, file:///path), or `none` for
+// no token at all, not even $GITHUB_TOKEN / $GITLAB_TOKEN. Unset (or ""), the source gets the
+// environment token of its host when it has one (api.github.com, gitlab.com) and none
+// elsewhere.
+type Token struct {
+	Secret
+	None bool // token: none
+}
+
+// UnmarshalYAML accepts what a Secret accepts, and none.
+func (t *Token) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == TokenNone {
+		*t = Token{None: true}
+		return nil
+	}
+	var s Secret
+	if err := s.UnmarshalYAML(n); err != nil {
+		if n.Kind == yaml.ScalarNode && !strings.HasPrefix(n.Value, "env://") && !strings.HasPrefix(n.Value, "file://") {
+			// Never echo the value: it may be the token itself.
+			return fieldErr(n, "want env://NAME, file:///path or none: a token never comes from the config file itself")
+		}
+		return err
+	}
+	*t = Token{Secret: s}
+	return nil
+}
+
+// String prints the reference or none, never the value.
+func (t Token) String() string {
+	if t.None {
+		return TokenNone
+	}
+	return t.Ref
+}
+
+// MarshalJSON prints the reference or none, never the value.
+func (t Token) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", t.String())), nil }
+
+// IsLoopback reports whether host (a name or an address, with or without a port) is a
+// loopback address or localhost: the only hosts a credential may reach over plain HTTP.
+func IsLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -131,9 +131,14 @@ type Source struct {
 	Git      string `yaml:"git"`      // URL or local path for git ls-remote
 	Registry string `yaml:"registry"` // an upstream image repository, e.g. docker.io/library/nginx
 
-	API   string `yaml:"api"`   // API base URL (GitHub Enterprise, tests); default https://api.github.com
-	Host  string `yaml:"host"`  // GitLab host, default gitlab.com
-	Token Secret `yaml:"token"` // default: $GITHUB_TOKEN / $GITLAB_TOKEN
+	API  string `yaml:"api"`  // API base URL (GitHub Enterprise, tests); default https://api.github.com
+	Host string `yaml:"host"` // GitLab host, default gitlab.com
+	// Token is the API token of a github or gitlab source: a secret reference, or none. Unset,
+	// $GITHUB_TOKEN goes to api.github.com and $GITLAB_TOKEN to gitlab.com, and no token
+	// anywhere else.
+	Token Token `yaml:"token"`
+	// Insecure lets a registry source use plain HTTP (and unverified TLS) with its registry.
+	Insecure bool `yaml:"insecure"`
 
 	Include  string `yaml:"include"`   // regex a tag must match
 	Exclude  string `yaml:"exclude"`   // regex a tag must not match

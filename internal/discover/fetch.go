@@ -71,6 +71,9 @@ func newFetcher(name string, origin *url.URL, o options) *fetcher {
 	}
 	next := c.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := sameHostRedirect(req, via); err != nil {
+			return err
+		}
 		if !sameOrigin(req.URL, f.origin) {
 			req.Header.Del("Authorization")
 			req.Header.Del("Private-Token")
@@ -93,6 +96,19 @@ func newFetcher(name string, origin *url.URL, o options) *fetcher {
 
 // upstreamRetry is the retry policy of upstream APIs and downloads: everything but 429.
 var upstreamRetry = retry.Policy{Statuses: []int{500, 502, 503, 504}}
+
+// sameHostRedirect refuses an API redirect to another host (a different port is another
+// host): an API answers for itself, and a hostile one could otherwise point the fetcher at an
+// internal address and read its first bytes back in an error.
+func sameHostRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) == 0 {
+		return nil
+	}
+	if from := via[0].URL.Host; !strings.EqualFold(req.URL.Host, from) {
+		return fmt.Errorf("redirect from %s to %s refused: an API answer must come from the host asked", from, quoteUntrusted(req.URL.Host, 100))
+	}
+	return nil
+}
 
 func sameOrigin(a, b *url.URL) bool {
 	return b != nil && strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)

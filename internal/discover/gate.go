@@ -28,13 +28,16 @@ type GateFunc func(ctx context.Context, v Version) (string, error)
 // Check calls f.
 func (f GateFunc) Check(ctx context.Context, v Version) (string, error) { return f(ctx, v) }
 
-// HTTPGate checks require: gates over HTTP: gitlab-tag gates through the GitLab API (no
-// credentials are sent), url gates with HEAD, once per platform. Its requests count against
-// the host limit (WithHostLimit) like the sources'.
+// HTTPGate checks require: gates over HTTP: gitlab-tag gates through the GitLab API (with the
+// token tokenFor allows: $GITLAB_TOKEN to gitlab.com, nothing to another host), url gates with
+// HEAD, once per platform. Its requests count against the host limit (WithHostLimit) like the
+// sources'.
 type HTTPGate struct {
 	reqs      []config.Require
 	platforms []platform.Platform
-	client    *http.Client
+	client    *http.Client // url gates: redirects followed, as downloads are
+	api       *http.Client // gitlab-tag gates: no redirect to another host
+	token     *string      // see options.gateToken
 	userAgent string
 }
 
@@ -50,7 +53,24 @@ func NewGate(reqs []config.Require, platforms []platform.Platform, opts ...Optio
 	// A 5xx or a dropped connection is retried, as for the sources: one flaky HEAD must not
 	// drop every version of the app.
 	c.Transport = upstreamRetry.Transport(o.hostLimit.Transport(c.Transport))
-	return &HTTPGate{reqs: reqs, platforms: platforms, client: &c, userAgent: o.userAgent}
+	api := c
+	next := c.CheckRedirect
+	api.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := sameHostRedirect(req, via); err != nil {
+			return err
+		}
+		if len(via) > 0 && !sameOrigin(req.URL, via[0].URL) {
+			req.Header.Del("Private-Token") // https to http on the same host
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &HTTPGate{reqs: reqs, platforms: platforms, client: &c, api: &api, token: o.gateToken(), userAgent: o.userAgent}
 }
 
 // Check checks every gate in order and returns the first failure.
@@ -103,7 +123,14 @@ func (g *HTTPGate) gitlabTag(ctx context.Context, gt *config.GitLabTag, v Versio
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", g.userAgent)
-	resp, err := g.client.Do(req)
+	token, err := tokenFor(&url.URL{Scheme: u.Scheme, Host: u.Host}, g.token)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	if token != "" {
+		req.Header.Set("PRIVATE-TOKEN", token)
+	}
+	resp, err := g.api.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("%s: tag %s: %w", name, tag, unwrapURLError(ctx, err))
 	}
@@ -114,7 +141,16 @@ func (g *HTTPGate) gitlabTag(ctx context.Context, gt *config.GitLabTag, v Versio
 	case http.StatusNotFound:
 		return fmt.Sprintf("%s: tag %s not found", name, tag), nil
 	}
-	return "", fmt.Errorf("%s: tag %s: GET %s: %s", name, tag, u.EscapedPath(), resp.Status)
+	return "", fmt.Errorf("%s: tag %s: GET %s: %s", name, tag, u.EscapedPath(), statusText(resp.StatusCode))
+}
+
+// statusText is a status for a message: the code and its standard text, never the reason
+// phrase a server (or whatever a redirect led to) chose.
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return fmt.Sprintf("%d %s", code, t)
+	}
+	return fmt.Sprintf("status %d", code)
 }
 
 // url checks that the rendered URL answers 200 to HEAD (following redirects); a server that
@@ -166,8 +202,8 @@ func (g *HTTPGate) probe(ctx context.Context, method string, u *url.URL) (int, s
 	if err != nil {
 		return 0, "", fmt.Errorf("%s: %w", method, unwrapURLError(ctx, err))
 	}
-	resp.Body.Close() // never read: a server ignoring Range may be sending the whole file
-	return resp.StatusCode, resp.Status, nil
+	resp.Body.Close() // never read (nor quoted): a server ignoring Range may be sending the whole file
+	return resp.StatusCode, statusText(resp.StatusCode), nil
 }
 
 // displayURL is a URL for a message: no credentials, no query (it may carry a signature).

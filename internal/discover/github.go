@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,7 +28,8 @@ type GitHub struct {
 }
 
 // NewGitHub returns the releases source of repo ("owner/repo"). The token comes from
-// WithToken, else $GITHUB_TOKEN; it is sent only to the API host.
+// WithToken, else $GITHUB_TOKEN when the API is https://api.github.com (see tokenFor); it is
+// sent only to the API host.
 func NewGitHub(repo string, opts ...Option) *GitHub {
 	o := newOptions(opts)
 	g := &GitHub{repo: repo, maxPages: o.maxPages, perPage: o.perPage, api: DefaultGitHubAPI}
@@ -50,11 +50,11 @@ func NewGitHub(repo string, opts ...Option) *GitHub {
 	g.f.accept = "application/vnd.github+json"
 	g.f.extra = http.Header{"X-Github-Api-Version": {"2022-11-28"}}
 	g.f.authHint = "set GITHUB_TOKEN or wait"
-	token := o.token
-	if !o.tokenSet {
-		token = os.Getenv("GITHUB_TOKEN")
+	token, err := tokenFor(origin, o.ownToken())
+	if err != nil && g.err == nil {
+		g.err = err
 	}
-	if token != "" {
+	if token != "" && g.err == nil {
 		g.f.auth = func(h http.Header) { h.Set("Authorization", "Bearer "+token) }
 		g.f.authHint = "the token's limit is spent; wait"
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,8 +31,8 @@ type GitLab struct {
 }
 
 // NewGitLab returns the tags source of project ("group/subgroup/project") on host ("" is
-// gitlab.com). The token comes from WithToken, else $GITLAB_TOKEN, and is sent as
-// PRIVATE-TOKEN only to that host.
+// gitlab.com). The token comes from WithToken, else $GITLAB_TOKEN when the host is gitlab.com
+// (see tokenFor), and is sent as PRIVATE-TOKEN only to that host.
 func NewGitLab(host, project string, opts ...Option) *GitLab {
 	o := newOptions(opts)
 	if host == "" {
@@ -52,11 +51,11 @@ func NewGitLab(host, project string, opts ...Option) *GitLab {
 	g.f = newFetcher(name, &url.URL{Scheme: origin.Scheme, Host: origin.Host}, o)
 	g.f.accept = "application/json"
 	g.f.authHint = "set GITLAB_TOKEN or wait"
-	token := o.token
-	if !o.tokenSet {
-		token = os.Getenv("GITLAB_TOKEN")
+	token, err := tokenFor(origin, o.ownToken())
+	if err != nil && g.err == nil {
+		g.err = err
 	}
-	if token != "" {
+	if token != "" && g.err == nil {
 		g.f.auth = func(h http.Header) { h.Set("PRIVATE-TOKEN", token) }
 		g.f.authHint = "the token's limit is spent; wait"
 	}

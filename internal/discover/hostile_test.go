@@ -224,25 +224,23 @@ func TestHostileUpstream(t *testing.T) {
 			wantErr: "github acme/app: releases page 1: GET /repos/acme/app/releases: want a JSON array of releases",
 		},
 		{
-			name: "redirect to another host: the token stays home",
+			name: "redirect to another host: refused, the token stays home",
 			handler: func(other string) http.HandlerFunc {
 				return func(w http.ResponseWriter, r *http.Request) {
 					http.Redirect(w, r, other+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 				}
 			},
-			otherOK: true,
-			want:    "1.0.0",
+			wantErr: "github acme/app: releases page 1: GET /repos/acme/app/releases: redirect from 127.0.0.1:",
 		},
 		{
-			name:   "gitlab: redirect to another host: the token stays home",
+			name:   "gitlab: redirect to another host: refused, the token stays home",
 			gitlab: true,
 			handler: func(other string) http.HandlerFunc {
 				return func(w http.ResponseWriter, r *http.Request) {
 					http.Redirect(w, r, other+r.URL.RequestURI(), http.StatusFound)
 				}
 			},
-			otherOK: true,
-			want:    "1.0.0",
+			wantErr: "tags page 1: GET /api/v4/projects/framasoft%2Fframateam%2Fmostlymatter/repository/tags: redirect from 127.0.0.1:",
 		},
 		{
 			name: "redirect loop",

@@ -61,9 +61,11 @@ func newOptions(opts []Option) options {
 	return o
 }
 
-// WithToken sets the API token (GitHub: Authorization: Bearer; GitLab: PRIVATE-TOKEN). It is
-// sent only to the configured API host. An empty token disables the $GITHUB_TOKEN /
-// $GITLAB_TOKEN fallback.
+// WithToken sets a source's own API token (GitHub: Authorization: Bearer; GitLab:
+// PRIVATE-TOKEN). It is sent only to the source's API host, and never over plain HTTP but to
+// a loopback address. An empty token sends none at all (token: none): no $GITHUB_TOKEN or
+// $GITLAB_TOKEN either, for the source and for its gates. A gate never sends a source's own
+// token.
 func WithToken(token string) Option {
 	return func(o *options) { o.token, o.tokenSet = token, true }
 }

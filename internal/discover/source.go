@@ -11,6 +11,9 @@ import (
 // here; opts come after the config's own settings and override them.
 func New(src config.Source, opts ...Option) (Source, error) {
 	var base []Option
+	if src.Token.None {
+		base = append(base, WithToken(""))
+	}
 	if src.Token.Ref != "" {
 		token, err := src.Token.Value()
 		if err != nil {

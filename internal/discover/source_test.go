@@ -22,7 +22,7 @@ func TestNew(t *testing.T) {
 	defer api.Close()
 
 	t.Setenv("ARCHMIRROR_TEST_GH_TOKEN", "ghp_from_secret")
-	src, err := New(config.Source{GitHub: "acme/app", API: api.URL, Token: config.Secret{Ref: "env://ARCHMIRROR_TEST_GH_TOKEN"}}, hermetic()[1:]...)
+	src, err := New(config.Source{GitHub: "acme/app", API: api.URL, Token: config.Token{Secret: config.Secret{Ref: "env://ARCHMIRROR_TEST_GH_TOKEN"}}}, hermetic()[1:]...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestNew(t *testing.T) {
 		{config.Source{Git: "https://example.com/x.git"}, "git https://example.com/x.git", ""},
 		{config.Source{Registry: "docker.io/library/nginx"}, "registry docker.io/library/nginx", ""},
 		{config.Source{}, "", "needs one of"},
-		{config.Source{GitHub: "a/b", Token: config.Secret{Ref: "env://ARCHMIRROR_TEST_UNSET_TOKEN"}}, "", "github source: token: secret env://ARCHMIRROR_TEST_UNSET_TOKEN"},
+		{config.Source{GitHub: "a/b", Token: config.Token{Secret: config.Secret{Ref: "env://ARCHMIRROR_TEST_UNSET_TOKEN"}}}, "", "github source: token: secret env://ARCHMIRROR_TEST_UNSET_TOKEN"},
 	}
 	for _, tt := range tests {
 		src, err := New(tt.src)

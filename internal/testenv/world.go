@@ -43,7 +43,12 @@ type worldOptions struct {
 	sign           string
 	target         string
 	user, pass, pw string // WithBasicAuth
+	token          string // WithSourceToken
 }
+
+// WithSourceToken writes token: ref (env://NAME; the caller sets NAME) into every source of the
+// config: the fake upstream is not api.github.com, so $GITHUB_TOKEN never reaches it.
+func WithSourceToken(ref string) WorldOption { return func(o *worldOptions) { o.token = ref } }
 
 // WithBasicAuth puts a proxy that wants Basic credentials user:pass in front of the registry
 // (the base image is pushed behind it), and writes them into the config's target, the password
@@ -112,7 +117,7 @@ func NewWorld(t testing.TB, opts ...WorldOption) *World {
 		tgt = o.target
 	}
 	text := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: tgt, CacheDir: filepath.Join(w.Dir, "cache"), Builder: w.BuildKit, Sign: o.sign,
-		Username: o.user, PasswordRef: o.pw})
+		Username: o.user, PasswordRef: o.pw, TokenRef: o.token})
 	if err := os.WriteFile(w.ConfigPath, text, 0o644); err != nil {
 		t.Fatal(err)
 	}
