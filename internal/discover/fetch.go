@@ -66,8 +66,6 @@ func newFetcher(name string, origin *url.URL, o options) *fetcher {
 	var c http.Client
 	if o.client != nil {
 		c = *o.client
-	} else {
-		c.Timeout = 2 * time.Minute
 	}
 	next := c.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
@@ -88,8 +86,9 @@ func newFetcher(name string, origin *url.URL, o options) *fetcher {
 	}
 	// Server errors and dropped connections are retried by archmirror's one policy; rate
 	// limits (403 and 429 with their reset headers) are this fetcher's own business. The host
-	// limit is innermost: a retry's backoff does not hold a slot.
-	c.Transport = upstreamRetry.Transport(o.hostLimit.Transport(c.Transport))
+	// limit is inside them: a retry's backoff does not hold a slot. The header timeout bounds
+	// each attempt on the wire, the request timeout all of it, body included.
+	c.Transport = requestBound(o.requestTimeout, upstreamRetry.Transport(o.hostLimit.Transport(headerBound(o.headerTimeout, c.Transport))))
 	f.client = &c
 	return f
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/archmirror/archmirror/internal/config"
@@ -47,12 +46,10 @@ func NewGate(reqs []config.Require, platforms []platform.Platform, opts ...Optio
 	var c http.Client
 	if o.client != nil {
 		c = *o.client
-	} else {
-		c.Timeout = time.Minute
 	}
 	// A 5xx or a dropped connection is retried, as for the sources: one flaky HEAD must not
-	// drop every version of the app.
-	c.Transport = upstreamRetry.Transport(o.hostLimit.Transport(c.Transport))
+	// drop every version of the app. The timeouts are the sources' too (WithTimeouts).
+	c.Transport = requestBound(o.requestTimeout, upstreamRetry.Transport(o.hostLimit.Transport(headerBound(o.headerTimeout, c.Transport))))
 	api := c
 	next := c.CheckRedirect
 	api.CheckRedirect = func(req *http.Request, via []*http.Request) error {

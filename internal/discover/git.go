@@ -7,20 +7,26 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Git lists a repository's tags with `git ls-remote`: any URL git understands, or a local path.
 // It knows no dates, so a git source's versions are ordered by semver.
 type Git struct {
-	remote string
-	name   string // for errors: the remote without credentials
+	remote  string
+	name    string // for errors: the remote without credentials
+	header  time.Duration
+	request time.Duration
 }
 
-// NewGit returns the tags source of a git remote URL or local path.
+// NewGit returns the tags source of a git remote URL or local path. WithTimeouts bounds it:
+// git gives up on a transfer that stalls for the header timeout (http.lowSpeedTime), and
+// ls-remote is killed, with its helpers, after the request timeout.
 func NewGit(urlOrPath string, opts ...Option) *Git {
-	_ = newOptions(opts) // no options apply yet; accepted for symmetry
-	return &Git{remote: urlOrPath, name: "git " + redactURL(urlOrPath)}
+	o := newOptions(opts)
+	return &Git{remote: urlOrPath, name: "git " + redactURL(urlOrPath), header: o.headerTimeout, request: o.requestTimeout}
 }
 
 // String is "git URL", without credentials.
@@ -32,7 +38,18 @@ func (g *Git) Releases(ctx context.Context) ([]Release, error) {
 	if g.remote == "" || strings.HasPrefix(g.remote, "-") {
 		return nil, fmt.Errorf("%s: want a URL or path that does not start with '-'", g.name)
 	}
-	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--tags", "--refs", "--", g.remote)
+	cause := fmt.Errorf("%s: ls-remote: no answer within %s", g.name, g.request)
+	ctx, cancel := context.WithTimeoutCause(ctx, g.request, cause)
+	defer cancel()
+	// http.lowSpeedTime is whole seconds: a stall of the header timeout, rounded up.
+	stall := max(1, int((g.header+time.Second-1)/time.Second))
+	cmd := exec.CommandContext(ctx, "git", "-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime="+strconv.Itoa(stall),
+		"ls-remote", "--tags", "--refs", "--", g.remote)
+	// git runs the transport in a helper (git-remote-https, ssh) that holds the output pipes:
+	// the whole process group goes when the deadline does, and Wait gives up on the pipes
+	// soon after.
+	killGroup(cmd)
+	cmd.WaitDelay = 2 * time.Second
 	cmd.Env = append(os.Environ(),
 		"GIT_TERMINAL_PROMPT=0",
 		"GCM_INTERACTIVE=never",
@@ -46,6 +63,9 @@ func (g *Git) Releases(ctx context.Context) ([]Release, error) {
 	stdout.limit, stderr.limit = maxBody, 4<<10
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
+		if context.Cause(ctx) == cause {
+			return nil, cause
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s: ls-remote: %w", g.name, ctx.Err())
 		}

@@ -32,6 +32,9 @@ type options struct {
 	logger    *slog.Logger
 	userAgent string
 	hostLimit *hostlimit.Limit
+
+	headerTimeout  time.Duration
+	requestTimeout time.Duration
 }
 
 func newOptions(opts []Option) options {
@@ -43,6 +46,9 @@ func newOptions(opts []Option) options {
 		keychain:  authn.DefaultKeychain,
 		userAgent: "archmirror",
 		hostLimit: defaultHostLimit,
+
+		headerTimeout:  config.DefaultHeaderTimeout,
+		requestTimeout: config.DefaultRequestTimeout,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -100,7 +106,24 @@ func WithMaxPages(n int) Option { return func(o *options) { o.maxPages = n } }
 // WithPerPage sets the page size asked of paginated APIs (1..100, default 100).
 func WithPerPage(n int) Option { return func(o *options) { o.perPage = n } }
 
-// WithInsecure lets the registry source use plain HTTP or unverified TLS.
+// WithTimeouts bounds every request of discovery (API pages, gates, registry requests, git
+// ls-remote): its answer's headers must come within header, and the whole request — retries
+// and body included — ends after request. A peer that accepts and never answers fails its own
+// source with an error naming the host. Zero keeps a default (config.DefaultHeaderTimeout,
+// config.DefaultRequestTimeout).
+func WithTimeouts(header, request time.Duration) Option {
+	return func(o *options) {
+		if header > 0 {
+			o.headerTimeout = header
+		}
+		if request > 0 {
+			o.requestTimeout = request
+		}
+	}
+}
+
+// WithInsecure lets the registry source use plain HTTP or unverified TLS with its own registry
+// (the source's insecure: true); without it, plain HTTP goes to a loopback registry only.
 func WithInsecure(insecure bool) Option { return func(o *options) { o.insecure = insecure } }
 
 // WithHTTPClient sets the HTTP client. Sources copy it and install their own redirect policy,

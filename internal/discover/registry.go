@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/hostlimit"
 )
 
@@ -26,19 +30,24 @@ const (
 // Registry lists the tags of an upstream image repository. Registries know no dates, so a
 // registry source's versions are ordered by semver.
 type Registry struct {
-	repo      string
-	insecure  bool
-	keychain  authn.Keychain
-	client    *http.Client
-	userAgent string
-	hostLimit *hostlimit.Limit
+	repo           string
+	insecure       bool
+	keychain       authn.Keychain
+	client         *http.Client
+	userAgent      string
+	hostLimit      *hostlimit.Limit
+	headerTimeout  time.Duration
+	requestTimeout time.Duration
 }
 
 // NewRegistry returns the tags source of an image repository ("docker.io/library/nginx").
 // Credentials come from the keychain (default: the Docker config, as docker login writes it).
+// Plain HTTP goes to a loopback registry only, unless WithInsecure (the source's insecure:
+// true) allows it for this registry.
 func NewRegistry(repo string, opts ...Option) *Registry {
 	o := newOptions(opts)
-	return &Registry{repo: repo, insecure: o.insecure, keychain: o.keychain, client: o.client, userAgent: o.userAgent, hostLimit: o.hostLimit}
+	return &Registry{repo: repo, insecure: o.insecure, keychain: o.keychain, client: o.client, userAgent: o.userAgent, hostLimit: o.hostLimit,
+		headerTimeout: o.headerTimeout, requestTimeout: o.requestTimeout}
 }
 
 // String is "registry REPO".
@@ -69,11 +78,12 @@ func (r *Registry) Releases(ctx context.Context) ([]Release, error) {
 	default:
 		base = remote.DefaultTransport
 	}
+	base = httpsOnly(ref.RegistryStr(), r.insecure, base)
 	puller, err := remote.NewPuller(
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(r.keychain),
 		remote.WithUserAgent(r.userAgent),
-		remote.WithTransport(limitBodies(r.hostLimit.Transport(base), maxBody)),
+		remote.WithTransport(limitBodies(requestBound(r.requestTimeout, r.hostLimit.Transport(headerBound(r.headerTimeout, base))), maxBody)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", ref, err)
@@ -107,6 +117,34 @@ func (r *Registry) Releases(ctx context.Context) ([]Release, error) {
 		out = []Release{}
 	}
 	return out, nil
+}
+
+// httpsOnly refuses plain HTTP to any host but a loopback address, and, when the source says
+// insecure: true, its own registry's host. go-containerregistry falls back to http for
+// RFC 1918, localhost and *.local registries when https fails, and would send the stored
+// credentials (or a token realm's answer) in clear.
+func httpsOnly(registry string, insecure bool, next http.RoundTripper) http.RoundTripper {
+	own := registryHostname(registry)
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.URL.Scheme == "https" || config.IsLoopback(req.URL.Host) || (insecure && strings.EqualFold(req.URL.Hostname(), own)) {
+			return next.RoundTrip(req)
+		}
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		if strings.EqualFold(req.URL.Hostname(), own) {
+			return nil, fmt.Errorf("plain HTTP to %s refused (set insecure: true on the source to allow it)", req.URL.Host)
+		}
+		return nil, fmt.Errorf("plain HTTP to %s refused", req.URL.Host)
+	})
+}
+
+// registryHostname is a registry's host name without its port ("10.0.0.5:5000" → "10.0.0.5").
+func registryHostname(registry string) string {
+	if h, _, err := net.SplitHostPort(registry); err == nil {
+		return h
+	}
+	return registry
 }
 
 // limitBodies bounds every response body read through next to limit bytes: reading more is

@@ -2,22 +2,29 @@ package discover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/fakeupstream"
 )
 
 func TestRegistry(t *testing.T) {
@@ -147,5 +154,125 @@ func TestRegistryHostile(t *testing.T) {
 				t.Errorf("%d tag list requests, want %d", requests.Load(), tt.requests)
 			}
 		})
+	}
+}
+
+// staticKeychain has credentials for every registry.
+type staticKeychain struct{}
+
+func (staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return authn.FromConfig(authn.AuthConfig{Username: "mirror", Password: "REGISTRY-SECRET"}), nil
+}
+
+// TestRegistryHTTPSOnly: go-containerregistry falls back to plain HTTP for a private address
+// when https fails. Stored credentials must not follow unless the source says insecure: true.
+// 10.0.0.5:5000 is the registry as the source names it; the test's transport fails every https
+// request there (no TLS) and sends http ones to a local registry that wants Basic credentials.
+func TestRegistryHTTPSOnly(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="registry"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(strings.TrimPrefix(srv.URL, "http://") + "/acme/app:1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "mirror", Password: "REGISTRY-SECRET"})); err != nil {
+		t.Fatal(err)
+	}
+	noTLS := fakeupstream.Reroute(srv.URL, nil)
+	client := &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.URL.Scheme == "https" {
+			return nil, errors.New("tls: first record does not look like a TLS handshake")
+		}
+		return noTLS.RoundTrip(req)
+	})}
+
+	for _, insecure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("insecure=%v", insecure), func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			src, err := New(config.Source{Registry: "10.0.0.5:5000/acme/app", Insecure: insecure},
+				WithHTTPClient(client), WithKeychain(staticKeychain{}), WithTimeouts(time.Second, 5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := src.Releases(context.Background())
+			mu.Lock()
+			defer mu.Unlock()
+			if !insecure {
+				if err == nil || !strings.Contains(err.Error(), "plain HTTP to 10.0.0.5:5000 refused (set insecure: true on the source to allow it)") {
+					t.Errorf("err = %v", err)
+				}
+				if len(seen) != 0 {
+					t.Errorf("%d requests reached the registry over plain HTTP", len(seen))
+				}
+				return
+			}
+			if err != nil || len(got) != 1 || got[0].Tag != "1.0.0" {
+				t.Fatalf("tags %v, %v", got, err)
+			}
+			if !slices.ContainsFunc(seen, func(s string) bool { return strings.HasPrefix(s, "Basic ") }) {
+				t.Errorf("the insecure registry never got the credentials: %q", seen)
+			}
+		})
+	}
+}
+
+// TestHTTPSOnly is the decision itself, on the requests a registry source can send.
+func TestHTTPSOnly(t *testing.T) {
+	ok := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+	})
+	tests := []struct {
+		registry string
+		insecure bool
+		url      string
+		allowed  bool
+	}{
+		{"10.0.0.5:5000", false, "https://10.0.0.5:5000/v2/", true},
+		{"10.0.0.5:5000", false, "http://10.0.0.5:5000/v2/", false},
+		{"10.0.0.5:5000", true, "http://10.0.0.5:5000/v2/", true},
+		{"10.0.0.5:5000", true, "http://10.0.0.5:5001/token", true}, // its own host, another port
+		{"10.0.0.5:5000", true, "http://auth.example/token", false}, // a realm elsewhere
+		{"registry.local", false, "http://registry.local/v2/", false},
+		{"192.168.1.2", false, "http://192.168.1.2/v2/", false},
+		{"localhost:5000", false, "http://localhost:5000/v2/", true},
+		{"127.0.0.1:5000", false, "http://127.0.0.1:5000/v2/", true},
+		{"[::1]:5000", false, "http://[::1]:5000/v2/", true},
+		{"ghcr.io", false, "http://ghcr.io/token", false},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(http.MethodGet, tt.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("mirror", "REGISTRY-SECRET")
+		resp, err := httpsOnly(tt.registry, tt.insecure, ok).RoundTrip(req)
+		if got := err == nil; got != tt.allowed {
+			t.Errorf("%s (insecure %v) %s: allowed %v, want %v (%v)", tt.registry, tt.insecure, tt.url, got, tt.allowed, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("error carries the credentials: %v", err)
+		}
 	}
 }

@@ -38,6 +38,9 @@ func New(src config.Source, opts ...Option) (Source, error) {
 	case "git":
 		return NewGit(src.Git, append(base, opts...)...), nil
 	case "registry":
+		if src.Insecure {
+			base = append(base, WithInsecure(true))
+		}
 		return NewRegistry(src.Registry, append(base, opts...)...), nil
 	}
 	return nil, fmt.Errorf("source: needs one of github, gitlab, git, registry")

@@ -76,6 +76,7 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 			opts := append([]discover.Option{
 				discover.WithCacheDir(filepath.Join(cfg.Cache.Dir, "http")),
 				discover.WithLogger(log.With("app", app.Name)),
+				discover.WithTimeouts(cfg.Timeouts.Header.Duration, cfg.Timeouts.Request.Duration),
 			}, o.Discover...)
 			res, err := discover.ForApp(ctx, app, opts...)
 			if err != nil {

@@ -1,0 +1,65 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/fakeupstream"
+	"github.com/archmirror/archmirror/internal/fixture"
+)
+
+// TestPlanStalledSource: the config's timeouts reach discovery; a registry source that
+// accepts and never answers fails its own app, and the other app is planned.
+func TestPlanStalledSource(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never answered
+		}
+	}()
+	up := httptest.NewServer(fakeupstream.New(fixture.Fixture()))
+	defer up.Close()
+	stalled := ln.Addr().String()
+	cfg, err := config.Parse("c.yaml", []byte(fmt.Sprintf(`target: {registry: "oci:%s"}
+cache: {dir: %q}
+timeouts: {header: 300ms, request: 1s}
+apps:
+  stalled:
+    source: {registry: "%s/acme/app"}
+    components: {stalled: {context: ./ctx}}
+  hello:
+    source: {github: acme/hello, api: %q}
+    components: {hello: {context: ./ctx}}
+`, filepath.Join(t.TempDir(), "mirror"), t.TempDir(), stalled, up.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p, err := Plan(ctx, cfg, Options{})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if e := p.Apps[0].Error; !strings.Contains(e, "discover stalled: registry "+stalled+"/acme/app") || !strings.Contains(e, stalled+": no answer within") {
+		t.Errorf("stalled app: %q", e)
+	}
+	if e := p.Apps[1].Error; e != "" || len(p.Apps[1].Versions) == 0 {
+		t.Errorf("hello: %d versions, error %q", len(p.Apps[1].Versions), e)
+	}
+}
