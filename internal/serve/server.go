@@ -99,7 +99,7 @@ func New(o Options) (*Server, error) {
 	if o.HistoryPath == "" {
 		o.HistoryPath = filepath.Join(cfg.Cache.Dir, "serve", "history.db")
 	}
-	hist, err := history.Open(o.HistoryPath, o.HistoryKeep, 5*time.Second, func(r Run) string { return r.ID })
+	hist, err := OpenHistory(o.HistoryPath, o.HistoryKeep)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +122,12 @@ func New(o Options) (*Server, error) {
 	}
 	s.ln = ln
 	return s, nil
+}
+
+// OpenHistory opens the run history at path as the service keeps it, with at most keep runs
+// (keep < 1 means history.DefaultKeep). Tools and benchmarks use it to read or fill one.
+func OpenHistory(path string, keep int) (*history.Store[Run], error) {
+	return history.Open(path, keep, 5*time.Second, func(r Run) string { return r.ID })
 }
 
 // Addr is the address the API listens on.
