@@ -76,6 +76,13 @@ func BenchmarkServeListMemory(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: memClients}, Timeout: 5 * time.Minute}
 	waitReady(b, client, base)
 	idle := vmHWM(b, cmd.Process.Pid)
+	if st, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status"); err == nil {
+		for _, l := range strings.Split(string(st), "\n") {
+			if strings.HasPrefix(l, "Rss") {
+				b.Logf("idle %s", strings.Join(strings.Fields(l), " "))
+			}
+		}
+	}
 
 	for b.Loop() {
 		var wg sync.WaitGroup

@@ -51,7 +51,7 @@ type Server struct {
 	o    Options
 	log  *slog.Logger
 	m    *metrics
-	hist *history.Store[Run]
+	hist *history.Store[Run, RunSummary]
 	ln   net.Listener
 	sync SyncFunc
 
@@ -126,8 +126,8 @@ func New(o Options) (*Server, error) {
 
 // OpenHistory opens the run history at path as the service keeps it, with at most keep runs
 // (keep < 1 means history.DefaultKeep). Tools and benchmarks use it to read or fill one.
-func OpenHistory(path string, keep int) (*history.Store[Run], error) {
-	return history.Open(path, keep, 5*time.Second, func(r Run) string { return r.ID })
+func OpenHistory(path string, keep int) (*history.Store[Run, RunSummary], error) {
+	return history.Open(path, keep, 5*time.Second, func(r Run) string { return r.ID }, Summarize)
 }
 
 // Addr is the address the API listens on.
@@ -136,12 +136,19 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // recover loads the last finished run, and marks runs a previous process left queued or
 // running (it was killed) as cancelled: they will not finish now.
 func (s *Server) recover() error {
-	runs, err := s.hist.List(50, "")
+	runs, err := s.hist.Summaries(50, "")
 	if err != nil {
 		return err
 	}
-	for _, r := range runs {
-		if r.Status != Queued && r.Status != Running {
+	for _, sum := range runs {
+		if sum.Status != Queued && sum.Status != Running {
+			continue
+		}
+		r, ok, err := s.hist.Get(sum.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			continue
 		}
 		now := time.Now().UTC()

@@ -461,3 +461,58 @@ func TestShutdownIsBounded(t *testing.T) {
 		t.Fatal("Serve waited for a sync that ignores cancellation")
 	}
 }
+
+// TestListRunsIsPagedSummaries: GET /api/v1/runs answers summaries (no jobs, publications or log
+// excerpts) a bounded page at a time, with a cursor to the next; a run by ID is whole.
+func TestListRunsIsPagedSummaries(t *testing.T) {
+	h := start(t, world(t, "0 0 1 1 *"), &fakeSync{})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []string // oldest first
+	for i := range 150 {
+		r := Run{ID: newID(t0.Add(time.Duration(i) * time.Minute)), Trigger: TriggerSchedule, Status: Failed, Queued: t0,
+			Summary: Summary{Failed: 1}, Jobs: []Job{{ID: "hello-1.0.0-linux-arm64", Status: "failed", LogExcerpt: "the end of the build log"}},
+			Units: []Unit{{App: "hello", Version: "1.0.0", Status: "published"}}, Apps: []AppError{{App: "twostep", Error: "upstream: 503"}}}
+		if err := h.s.hist.Put(r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	get := func(path string) (map[string]any, string) {
+		t.Helper()
+		resp, err := http.Get(h.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if resp.StatusCode != 200 || json.Unmarshal(b, &m) != nil {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return m, string(b)
+	}
+	page, raw := get("/api/v1/runs?limit=500") // more than a page holds: a full page
+	runs := page["runs"].([]any)
+	if len(runs) != maxListLimit || runs[0].(map[string]any)["id"] != ids[149] || page["next"] != ids[50] {
+		t.Fatalf("limit=500: %d runs, next %v; want %d from %s, next %s", len(runs), page["next"], maxListLimit, ids[149], ids[50])
+	}
+	for _, field := range []string{`"jobs"`, `"units"`, `"app_errors"`, `"log_excerpt"`} {
+		if strings.Contains(raw, field) {
+			t.Errorf("the list has %s", field)
+		}
+	}
+	if r := runs[0].(map[string]any); r["status"] != Failed || r["trigger"] != TriggerSchedule || r["summary"].(map[string]any)["Failed"] != 1.0 {
+		t.Errorf("a listed run lacks what the list shows: %v", r)
+	}
+	page, _ = get("/api/v1/runs?limit=500&before=" + page["next"].(string))
+	runs = page["runs"].([]any)
+	if len(runs) != 50 || runs[0].(map[string]any)["id"] != ids[49] || page["next"] != nil {
+		t.Fatalf("the last page: %d runs, next %v; want 50 from %s and no next", len(runs), page["next"], ids[49])
+	}
+	if page, _ := get("/api/v1/runs"); len(page["runs"].([]any)) != listLimit {
+		t.Errorf("the default page has %d runs, want %d", len(page["runs"].([]any)), listLimit)
+	}
+	if _, raw := get("/api/v1/runs/" + ids[3]); !strings.Contains(raw, "the end of the build log") || !strings.Contains(raw, `"units"`) {
+		t.Errorf("a run by ID is not whole: %s", raw)
+	}
+}
