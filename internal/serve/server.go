@@ -39,12 +39,39 @@ type Options struct {
 	Parallel    int           // jobs built at once in a run; default 2
 	Version     string
 	Log         *slog.Logger
+	// HTTP bounds the API's connections; a zero field is DefaultHTTPTimeouts()' value.
+	HTTP HTTPTimeouts
 	// Sync runs one sync; default run.Sync through runSync. Tests replace it.
 	Sync SyncFunc
 }
 
 // DefaultListen is where serve listens unless told otherwise: loopback only.
 const DefaultListen = "127.0.0.1:8080"
+
+// HTTPTimeouts bound a client's connection to the API (see http.Server's fields of the same
+// names). No endpoint streams: every answer is written at once, so WriteTimeout bounds them all.
+type HTTPTimeouts struct {
+	ReadHeader time.Duration // to read a request's headers
+	Read       time.Duration // to read a whole request, body included
+	Write      time.Duration // from the end of the request's headers to the end of the answer
+	Idle       time.Duration // a keep-alive connection waiting for its next request
+}
+
+// DefaultHTTPTimeouts are the API's timeouts unless Options.HTTP says otherwise.
+func DefaultHTTPTimeouts() HTTPTimeouts {
+	return HTTPTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
+}
+
+// withDefaults is t with DefaultHTTPTimeouts()' value for each field that is not positive.
+func (t HTTPTimeouts) withDefaults() HTTPTimeouts {
+	d := DefaultHTTPTimeouts()
+	for _, f := range []struct{ v, def *time.Duration }{{&t.ReadHeader, &d.ReadHeader}, {&t.Read, &d.Read}, {&t.Write, &d.Write}, {&t.Idle, &d.Idle}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return t
+}
 
 // Server is the service. Make it with New, run it with Serve.
 type Server struct {
@@ -85,6 +112,7 @@ func New(o Options) (*Server, error) {
 	if o.Parallel < 1 {
 		o.Parallel = 2
 	}
+	o.HTTP = o.HTTP.withDefaults()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -177,7 +205,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRuns()
 
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := s.httpServer()
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(s.ln) }()
 
@@ -226,6 +254,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// httpServer is the API's server, with the options' timeouts.
+func (s *Server) httpServer() *http.Server {
+	t := s.o.HTTP
+	return &http.Server{Handler: s.Handler(), ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read,
+		WriteTimeout: t.Write, IdleTimeout: t.Idle}
 }
 
 // schedule queues a run at every time the cron schedule names, in the config's time zone.

@@ -1,11 +1,13 @@
 package serve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -514,5 +516,34 @@ func TestListRunsIsPagedSummaries(t *testing.T) {
 	}
 	if _, raw := get("/api/v1/runs/" + ids[3]); !strings.Contains(raw, "the end of the build log") || !strings.Contains(raw, `"units"`) {
 		t.Errorf("a run by ID is not whole: %s", raw)
+	}
+}
+
+// TestIdleConnectionIsClosed: a keep-alive connection that sends no next request is closed after
+// the idle timeout.
+func TestIdleConnectionIsClosed(t *testing.T) {
+	h := start(t, world(t, "0 0 1 1 *"), &fakeSync{}, func(o *Options) { o.HTTP.Idle = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", h.s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+h.s.Addr()+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("GET /healthz: %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	// Idle now: the server hangs up (EOF) well before this deadline.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("an idle keep-alive connection: read %v, %v; want EOF (closed by the server)", n, err)
 	}
 }
