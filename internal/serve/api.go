@@ -25,7 +25,8 @@ import (
 //	GET  /api/v1/runs/{id}    one run, in full: status, per-job results, log excerpts of failed jobs
 //	GET  /api/v1/apps         every app: versions, per-platform state, latest, last error
 //
-// Every error is JSON, {"error": "…"}, with a 4xx status for bad requests.
+// Every error is JSON, {"error": "…"}, with a 4xx status for bad requests, but one: a request
+// whose Host the service does not answer (Options.AllowedHosts) gets 421 and a line of text.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.page)
@@ -40,7 +41,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return recoverJSON(s, mux)
+	return checkHost(s.host, recoverJSON(s, mux))
 }
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {

@@ -30,15 +30,19 @@ import (
 
 // Options configure New. Only ConfigPath is required.
 type Options struct {
-	ConfigPath  string
-	Listen      string        // default DefaultListen
-	Token       string        // bearer token POST /api/v1/runs needs; "" refuses every POST
-	HistoryPath string        // default <cache.dir>/serve/history.db
-	HistoryKeep int           // runs kept; default history.DefaultKeep
-	StopTimeout time.Duration // how long shutdown waits for a cancelled run to wind down; default 60s
-	Parallel    int           // jobs built at once in a run; default 2
-	Version     string
-	Log         *slog.Logger
+	ConfigPath string
+	Listen     string // default DefaultListen
+	Token      string // bearer token POST /api/v1/runs needs; "" refuses every POST
+	// AllowedHosts are the Host names (any port) the API answers besides the listen host's (and
+	// loopback names when it is loopback); when listening on a wildcard address (0.0.0.0, ::),
+	// every Host is answered unless AllowedHosts lists some. Other requests get 421.
+	AllowedHosts []string
+	HistoryPath  string        // default <cache.dir>/serve/history.db
+	HistoryKeep  int           // runs kept; default history.DefaultKeep
+	StopTimeout  time.Duration // how long shutdown waits for a cancelled run to wind down; default 60s
+	Parallel     int           // jobs built at once in a run; default 2
+	Version      string
+	Log          *slog.Logger
 	// HTTP bounds the API's connections; a zero field is DefaultHTTPTimeouts()' value.
 	HTTP HTTPTimeouts
 	// Sync runs one sync; default run.Sync through runSync. Tests replace it.
@@ -79,6 +83,7 @@ type Server struct {
 	log  *slog.Logger
 	m    *metrics
 	hist *history.Store[Run, RunSummary]
+	host hostPolicy
 	ln   net.Listener
 	sync SyncFunc
 
@@ -116,6 +121,10 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	host, err := newHostPolicy(o.Listen, o.AllowedHosts)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
 		return nil, err
@@ -132,7 +141,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		o: o, log: o.Log, m: newMetrics(), hist: hist, cfg: cfg, sched: sched, loc: loc, accepting: true,
+		o: o, log: o.Log, m: newMetrics(), hist: hist, host: host, cfg: cfg, sched: sched, loc: loc, accepting: true,
 		wake: make(chan struct{}, 1), reschedule: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	s.sync = o.Sync

@@ -547,3 +547,53 @@ func TestIdleConnectionIsClosed(t *testing.T) {
 		t.Fatalf("an idle keep-alive connection: read %v, %v; want EOF (closed by the server)", n, err)
 	}
 }
+
+// TestHostCheck: a request whose Host the service does not answer (a DNS-rebinding page's) gets
+// 421; loopback names work on loopback, any Host on a wildcard address unless an allow-list says
+// otherwise, and probes whatever their Host.
+func TestHostCheck(t *testing.T) {
+	const answered = -1 // any status but 421
+	path := world(t, "0 0 1 1 *")
+	for _, tt := range []struct {
+		listen  string
+		allowed []string
+		host    string
+		path    string
+		want    int
+	}{
+		{"127.0.0.1:0", nil, "127.0.0.1:8080", "/api/v1/apps", 200},
+		{"127.0.0.1:0", nil, "localhost:1234", "/api/v1/apps", 200},
+		{"127.0.0.1:0", nil, "LOCALHOST.", "/api/v1/apps", 200},
+		{"127.0.0.1:0", nil, "[::1]:8080", "/api/v1/runs", 200},
+		{"127.0.0.1:0", nil, "rebind.attacker.example:8080", "/api/v1/runs", 421},
+		{"127.0.0.1:0", nil, "rebind.attacker.example", "/", 421},
+		{"127.0.0.1:0", nil, "", "/api/v1/apps", 421},
+		{"127.0.0.1:0", nil, "rebind.attacker.example", "/healthz", 200},
+		{"127.0.0.1:0", []string{"mirror.example.com"}, "mirror.example.com", "/api/v1/apps", 200},
+		{"localhost:0", nil, "127.0.0.1:80", "/api/v1/apps", 200},
+		{"0.0.0.0:0", nil, "10.1.2.3:8080", "/api/v1/apps", 200},
+		{"0.0.0.0:0", nil, "rebind.attacker.example", "/api/v1/apps", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com", " other.example "}, "Mirror.Example.com:443", "/api/v1/apps", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com", " other.example "}, "other.example", "/metrics", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "rebind.attacker.example", "/api/v1/apps", 421},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "10.1.2.3:8080", "/metrics", 421},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "10.1.2.3:8080", "/healthz", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "10.1.2.3:8080", "/readyz", answered}, // 200 or 503: ready or not
+	} {
+		h := start(t, path, &fakeSync{}, func(o *Options) {
+			o.Listen, o.AllowedHosts = tt.listen, tt.allowed
+			o.HistoryPath = filepath.Join(t.TempDir(), "h.db")
+		})
+		req := httptest.NewRequest("GET", tt.path, nil)
+		req.Host = tt.host
+		rec := httptest.NewRecorder()
+		h.s.Handler().ServeHTTP(rec, req)
+		if rec.Code != tt.want && !(tt.want == answered && rec.Code != 421) {
+			t.Errorf("listen %s, allowed %q: GET %s with Host %q: %d %s, want %d", tt.listen, tt.allowed, tt.path, tt.host, rec.Code, rec.Body, tt.want)
+		}
+		if tt.want == 421 && (!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") || !strings.Contains(rec.Body.String(), "host not allowed")) {
+			t.Errorf("Host %q refused with %q: %s", tt.host, rec.Header().Get("Content-Type"), rec.Body)
+		}
+		h.stop(t)
+	}
+}
