@@ -597,3 +597,36 @@ func TestHostCheck(t *testing.T) {
 		h.stop(t)
 	}
 }
+
+// TestRunDeadline: a run still going after timeouts.run is cancelled and recorded as failed,
+// saying so; the service goes on.
+func TestRunDeadline(t *testing.T) {
+	path := world(t, "0 0 1 1 *")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(good, []byte("timeouts: {run: 300ms}\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSync{release: make(chan struct{}), started: make(chan struct{}, 2)} // never released
+	h := start(t, path, f)
+	_, r := h.do(t, "POST", "/api/v1/runs", "Bearer "+token, "")
+	id := r["id"].(string)
+	<-f.started
+	eventually(t, "the run to end", func() bool {
+		_, r = h.do(t, "GET", "/api/v1/runs/"+id, "", "")
+		return r["status"] != Running && r["status"] != Queued
+	})
+	if r["status"] != Failed || r["error"] != "run exceeded its deadline of 300ms (timeouts.run)" {
+		t.Fatalf("a run past its deadline: %v", r)
+	}
+	if f.active.Load() != 0 {
+		t.Fatal("the sync is still running after its run's deadline")
+	}
+	_, r = h.do(t, "POST", "/api/v1/runs", "Bearer "+token, "")
+	<-f.started
+	if f.count() != 2 {
+		t.Fatalf("%d syncs after a second POST, want 2", f.count())
+	}
+}
