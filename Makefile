@@ -38,6 +38,7 @@ bench: deps
 	scripts/bench-sync.sh
 	scripts/bench-attest.sh
 	scripts/bench-serve.sh
+	scripts/bench-serve-memory.sh
 	scripts/bench-fanout.sh
 	scripts/bench-faults.sh
 

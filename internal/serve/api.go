@@ -19,11 +19,14 @@ import (
 //	GET  /readyz              200 once the first inspection is done, 503 before and while stopping
 //	GET  /metrics             Prometheus metrics
 //	POST /api/v1/runs         queue a run (bearer token); body: {"apps", "max_versions", "platforms"}, all optional
-//	GET  /api/v1/runs         recent runs, newest first (?limit=N&before=ID)
-//	GET  /api/v1/runs/{id}    one run: status, per-job results, log excerpts of failed jobs
+//	GET  /api/v1/runs         recent runs' summaries, newest first (no jobs or log excerpts):
+//	                          {"runs": [...], "next": ID}; ?limit=N (default 20, at most 100),
+//	                          ?before=ID for the page after (next, absent on the last page)
+//	GET  /api/v1/runs/{id}    one run, in full: status, per-job results, log excerpts of failed jobs
 //	GET  /api/v1/apps         every app: versions, per-platform state, latest, last error
 //
-// Every error is JSON, {"error": "…"}, with a 4xx status for bad requests.
+// Every error is JSON, {"error": "…"}, with a 4xx status for bad requests, but one: a request
+// whose Host the service does not answer (Options.AllowedHosts) gets 421 and a line of text.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.page)
@@ -38,7 +41,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return recoverJSON(s, mux)
+	return checkHost(s.host, recoverJSON(s, mux))
 }
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
@@ -137,31 +140,48 @@ func (s *Server) postRun(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Bounds of GET /api/v1/runs: a page has listLimit summaries unless ?limit= says otherwise, and
+// never more than maxListLimit (a larger limit is that many); ?before= pages on.
+const (
+	listLimit    = 20
+	maxListLimit = 100
+)
+
+// listRuns answers summaries, newest first, a page at a time: {"runs": [...], "next": ID}, where
+// next (absent on the last page) is the before= of the next page.
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := 20
+	limit := listLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "limit: want 1 to 500")
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want 1 to %d", maxListLimit))
 			return
 		}
-		limit = n
+		limit = min(n, maxListLimit)
 	}
 	before := q.Get("before")
 	if len(before) > 64 {
 		writeError(w, http.StatusBadRequest, "before: not a run ID")
 		return
 	}
-	runs, err := s.hist.List(limit, before)
+	runs, err := s.hist.Summaries(limit+1, before) // one more says whether there is a next page
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "history: "+err.Error())
 		return
 	}
-	if runs == nil {
-		runs = []Run{}
+	page := struct {
+		Runs []RunSummary `json:"runs"`
+		Next string       `json:"next,omitempty"`
+	}{Runs: runs}
+	if len(runs) > limit {
+		page.Runs = runs[:limit]
+		page.Next = runs[limit-1].ID
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+	if page.Runs == nil {
+		page.Runs = []RunSummary{}
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) runByID(w http.ResponseWriter, r *http.Request) {

@@ -67,13 +67,18 @@ func (s *Server) execute(ctx context.Context, r *Run) {
 	}
 	defer lock.Unlock()
 	s.log.Info("run started", "id", r.ID, "trigger", r.Trigger)
-	rep, err := s.sync(ctx, cfg)
+	runCtx, cancel := withRunDeadline(ctx, cfg.Timeouts.Run.Duration)
+	defer cancel()
+	rep, err := s.sync(runCtx, cfg)
 	s.record(r, rep)
 	status := Succeeded
 	msg := ""
+	var overdue overdueError
 	switch {
 	case ctx.Err() != nil:
 		status, msg = Cancelled, "stopped by shutdown"
+	case errors.As(context.Cause(runCtx), &overdue):
+		status, msg = Failed, overdue.Error()
 	case err != nil:
 		status, msg = Failed, err.Error()
 	case rep.Failed():
@@ -85,6 +90,23 @@ func (s *Server) execute(ctx context.Context, r *Run) {
 	if ctx.Err() == nil {
 		s.inspect(ctx)
 	}
+}
+
+// overdueError is the cause of a run's context that its deadline (timeouts.run) ended.
+type overdueError struct{ limit time.Duration }
+
+func (e overdueError) Error() string {
+	return fmt.Sprintf("run exceeded its deadline of %s (timeouts.run)", e.limit)
+}
+
+// withRunDeadline is ctx cancelled after limit, as shutdown cancels a run (the sync stops the
+// same way and tags nothing partial), with an overdueError as its cause. A limit that is not
+// positive is none.
+func withRunDeadline(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	if limit <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, limit, overdueError{limit})
 }
 
 func (s *Server) finish(r *Run, status, msg string) {

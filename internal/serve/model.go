@@ -42,6 +42,26 @@ type Run struct {
 	Apps     []AppError `json:"app_errors,omitempty"`
 }
 
+// RunSummary is a run as GET /api/v1/runs lists it: a Run without its jobs, publications and
+// app errors (GET /api/v1/runs/{id} has them), in the same JSON shape.
+type RunSummary struct {
+	ID       string     `json:"id"`
+	Trigger  string     `json:"trigger"`
+	Request  Request    `json:"request"`
+	Status   string     `json:"status"`
+	Queued   time.Time  `json:"queued"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	Summary  Summary    `json:"summary"`
+}
+
+// Summarize is r's summary.
+func Summarize(r Run) RunSummary {
+	return RunSummary{ID: r.ID, Trigger: r.Trigger, Request: r.Request, Status: r.Status, Queued: r.Queued,
+		Started: r.Started, Finished: r.Finished, Error: r.Error, Summary: r.Summary}
+}
+
 // Summary counts what a run did.
 type Summary struct {
 	Built, Failed, Skipped int

@@ -30,15 +30,21 @@ import (
 
 // Options configure New. Only ConfigPath is required.
 type Options struct {
-	ConfigPath  string
-	Listen      string        // default DefaultListen
-	Token       string        // bearer token POST /api/v1/runs needs; "" refuses every POST
-	HistoryPath string        // default <cache.dir>/serve/history.db
-	HistoryKeep int           // runs kept; default history.DefaultKeep
-	StopTimeout time.Duration // how long shutdown waits for a cancelled run to wind down; default 60s
-	Parallel    int           // jobs built at once in a run; default 2
-	Version     string
-	Log         *slog.Logger
+	ConfigPath string
+	Listen     string // default DefaultListen
+	Token      string // bearer token POST /api/v1/runs needs; "" refuses every POST
+	// AllowedHosts are the Host names (any port) the API answers besides the listen host's (and
+	// loopback names when it is loopback); when listening on a wildcard address (0.0.0.0, ::),
+	// every Host is answered unless AllowedHosts lists some. Other requests get 421.
+	AllowedHosts []string
+	HistoryPath  string        // default <cache.dir>/serve/history.db
+	HistoryKeep  int           // runs kept; default history.DefaultKeep
+	StopTimeout  time.Duration // how long shutdown waits for a cancelled run to wind down; default 60s
+	Parallel     int           // jobs built at once in a run; default 2
+	Version      string
+	Log          *slog.Logger
+	// HTTP bounds the API's connections; a zero field is DefaultHTTPTimeouts()' value.
+	HTTP HTTPTimeouts
 	// Sync runs one sync; default run.Sync through runSync. Tests replace it.
 	Sync SyncFunc
 }
@@ -46,12 +52,38 @@ type Options struct {
 // DefaultListen is where serve listens unless told otherwise: loopback only.
 const DefaultListen = "127.0.0.1:8080"
 
+// HTTPTimeouts bound a client's connection to the API (see http.Server's fields of the same
+// names). No endpoint streams: every answer is written at once, so WriteTimeout bounds them all.
+type HTTPTimeouts struct {
+	ReadHeader time.Duration // to read a request's headers
+	Read       time.Duration // to read a whole request, body included
+	Write      time.Duration // from the end of the request's headers to the end of the answer
+	Idle       time.Duration // a keep-alive connection waiting for its next request
+}
+
+// DefaultHTTPTimeouts are the API's timeouts unless Options.HTTP says otherwise.
+func DefaultHTTPTimeouts() HTTPTimeouts {
+	return HTTPTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
+}
+
+// withDefaults is t with DefaultHTTPTimeouts()' value for each field that is not positive.
+func (t HTTPTimeouts) withDefaults() HTTPTimeouts {
+	d := DefaultHTTPTimeouts()
+	for _, f := range []struct{ v, def *time.Duration }{{&t.ReadHeader, &d.ReadHeader}, {&t.Read, &d.Read}, {&t.Write, &d.Write}, {&t.Idle, &d.Idle}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return t
+}
+
 // Server is the service. Make it with New, run it with Serve.
 type Server struct {
 	o    Options
 	log  *slog.Logger
 	m    *metrics
-	hist *history.Store[Run]
+	hist *history.Store[Run, RunSummary]
+	host hostPolicy
 	ln   net.Listener
 	sync SyncFunc
 
@@ -85,8 +117,13 @@ func New(o Options) (*Server, error) {
 	if o.Parallel < 1 {
 		o.Parallel = 2
 	}
+	o.HTTP = o.HTTP.withDefaults()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	host, err := newHostPolicy(o.Listen, o.AllowedHosts)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
@@ -99,12 +136,12 @@ func New(o Options) (*Server, error) {
 	if o.HistoryPath == "" {
 		o.HistoryPath = filepath.Join(cfg.Cache.Dir, "serve", "history.db")
 	}
-	hist, err := history.Open(o.HistoryPath, o.HistoryKeep, 5*time.Second, func(r Run) string { return r.ID })
+	hist, err := OpenHistory(o.HistoryPath, o.HistoryKeep)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		o: o, log: o.Log, m: newMetrics(), hist: hist, cfg: cfg, sched: sched, loc: loc, accepting: true,
+		o: o, log: o.Log, m: newMetrics(), hist: hist, host: host, cfg: cfg, sched: sched, loc: loc, accepting: true,
 		wake: make(chan struct{}, 1), reschedule: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	s.sync = o.Sync
@@ -124,18 +161,31 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
+// OpenHistory opens the run history at path as the service keeps it, with at most keep runs
+// (keep < 1 means history.DefaultKeep). Tools and benchmarks use it to read or fill one.
+func OpenHistory(path string, keep int) (*history.Store[Run, RunSummary], error) {
+	return history.Open(path, keep, 5*time.Second, func(r Run) string { return r.ID }, Summarize)
+}
+
 // Addr is the address the API listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // recover loads the last finished run, and marks runs a previous process left queued or
 // running (it was killed) as cancelled: they will not finish now.
 func (s *Server) recover() error {
-	runs, err := s.hist.List(50, "")
+	runs, err := s.hist.Summaries(50, "")
 	if err != nil {
 		return err
 	}
-	for _, r := range runs {
-		if r.Status != Queued && r.Status != Running {
+	for _, sum := range runs {
+		if sum.Status != Queued && sum.Status != Running {
+			continue
+		}
+		r, ok, err := s.hist.Get(sum.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			continue
 		}
 		now := time.Now().UTC()
@@ -164,7 +214,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRuns()
 
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := s.httpServer()
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(s.ln) }()
 
@@ -213,6 +263,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// httpServer is the API's server, with the options' timeouts.
+func (s *Server) httpServer() *http.Server {
+	t := s.o.HTTP
+	return &http.Server{Handler: s.Handler(), ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read,
+		WriteTimeout: t.Write, IdleTimeout: t.Idle}
 }
 
 // schedule queues a run at every time the cron schedule names, in the config's time zone.

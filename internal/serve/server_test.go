@@ -1,11 +1,13 @@
 package serve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -459,5 +461,172 @@ func TestShutdownIsBounded(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve waited for a sync that ignores cancellation")
+	}
+}
+
+// TestListRunsIsPagedSummaries: GET /api/v1/runs answers summaries (no jobs, publications or log
+// excerpts) a bounded page at a time, with a cursor to the next; a run by ID is whole.
+func TestListRunsIsPagedSummaries(t *testing.T) {
+	h := start(t, world(t, "0 0 1 1 *"), &fakeSync{})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ids []string // oldest first
+	for i := range 150 {
+		r := Run{ID: newID(t0.Add(time.Duration(i) * time.Minute)), Trigger: TriggerSchedule, Status: Failed, Queued: t0,
+			Summary: Summary{Failed: 1}, Jobs: []Job{{ID: "hello-1.0.0-linux-arm64", Status: "failed", LogExcerpt: "the end of the build log"}},
+			Units: []Unit{{App: "hello", Version: "1.0.0", Status: "published"}}, Apps: []AppError{{App: "twostep", Error: "upstream: 503"}}}
+		if err := h.s.hist.Put(r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	get := func(path string) (map[string]any, string) {
+		t.Helper()
+		resp, err := http.Get(h.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if resp.StatusCode != 200 || json.Unmarshal(b, &m) != nil {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return m, string(b)
+	}
+	page, raw := get("/api/v1/runs?limit=500") // more than a page holds: a full page
+	runs := page["runs"].([]any)
+	if len(runs) != maxListLimit || runs[0].(map[string]any)["id"] != ids[149] || page["next"] != ids[50] {
+		t.Fatalf("limit=500: %d runs, next %v; want %d from %s, next %s", len(runs), page["next"], maxListLimit, ids[149], ids[50])
+	}
+	for _, field := range []string{`"jobs"`, `"units"`, `"app_errors"`, `"log_excerpt"`} {
+		if strings.Contains(raw, field) {
+			t.Errorf("the list has %s", field)
+		}
+	}
+	if r := runs[0].(map[string]any); r["status"] != Failed || r["trigger"] != TriggerSchedule || r["summary"].(map[string]any)["Failed"] != 1.0 {
+		t.Errorf("a listed run lacks what the list shows: %v", r)
+	}
+	page, _ = get("/api/v1/runs?limit=500&before=" + page["next"].(string))
+	runs = page["runs"].([]any)
+	if len(runs) != 50 || runs[0].(map[string]any)["id"] != ids[49] || page["next"] != nil {
+		t.Fatalf("the last page: %d runs, next %v; want 50 from %s and no next", len(runs), page["next"], ids[49])
+	}
+	if page, _ := get("/api/v1/runs"); len(page["runs"].([]any)) != listLimit {
+		t.Errorf("the default page has %d runs, want %d", len(page["runs"].([]any)), listLimit)
+	}
+	if _, raw := get("/api/v1/runs/" + ids[3]); !strings.Contains(raw, "the end of the build log") || !strings.Contains(raw, `"units"`) {
+		t.Errorf("a run by ID is not whole: %s", raw)
+	}
+}
+
+// TestIdleConnectionIsClosed: a keep-alive connection that sends no next request is closed after
+// the idle timeout.
+func TestIdleConnectionIsClosed(t *testing.T) {
+	h := start(t, world(t, "0 0 1 1 *"), &fakeSync{}, func(o *Options) { o.HTTP.Idle = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", h.s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: "+h.s.Addr()+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("GET /healthz: %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	// Idle now: the server hangs up (EOF) well before this deadline.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("an idle keep-alive connection: read %v, %v; want EOF (closed by the server)", n, err)
+	}
+}
+
+// TestHostCheck: a request whose Host the service does not answer (a DNS-rebinding page's) gets
+// 421; loopback names work on loopback, any Host on a wildcard address unless an allow-list says
+// otherwise, and probes whatever their Host.
+func TestHostCheck(t *testing.T) {
+	const answered = -1 // any status but 421
+	path := world(t, "0 0 1 1 *")
+	for _, tt := range []struct {
+		listen  string
+		allowed []string
+		host    string
+		path    string
+		want    int
+	}{
+		{"127.0.0.1:0", nil, "127.0.0.1:8080", "/api/v1/apps", 200},
+		{"127.0.0.1:0", nil, "localhost:1234", "/api/v1/apps", 200},
+		{"127.0.0.1:0", nil, "LOCALHOST.", "/api/v1/apps", 200},
+		{"127.0.0.1:0", nil, "[::1]:8080", "/api/v1/runs", 200},
+		{"127.0.0.1:0", nil, "rebind.attacker.example:8080", "/api/v1/runs", 421},
+		{"127.0.0.1:0", nil, "rebind.attacker.example", "/", 421},
+		{"127.0.0.1:0", nil, "", "/api/v1/apps", 421},
+		{"127.0.0.1:0", nil, "rebind.attacker.example", "/healthz", 200},
+		{"127.0.0.1:0", []string{"mirror.example.com"}, "mirror.example.com", "/api/v1/apps", 200},
+		{"localhost:0", nil, "127.0.0.1:80", "/api/v1/apps", 200},
+		{"0.0.0.0:0", nil, "10.1.2.3:8080", "/api/v1/apps", 200},
+		{"0.0.0.0:0", nil, "rebind.attacker.example", "/api/v1/apps", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com", " other.example "}, "Mirror.Example.com:443", "/api/v1/apps", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com", " other.example "}, "other.example", "/metrics", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "rebind.attacker.example", "/api/v1/apps", 421},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "10.1.2.3:8080", "/metrics", 421},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "10.1.2.3:8080", "/healthz", 200},
+		{"0.0.0.0:0", []string{"mirror.example.com"}, "10.1.2.3:8080", "/readyz", answered}, // 200 or 503: ready or not
+	} {
+		h := start(t, path, &fakeSync{}, func(o *Options) {
+			o.Listen, o.AllowedHosts = tt.listen, tt.allowed
+			o.HistoryPath = filepath.Join(t.TempDir(), "h.db")
+		})
+		req := httptest.NewRequest("GET", tt.path, nil)
+		req.Host = tt.host
+		rec := httptest.NewRecorder()
+		h.s.Handler().ServeHTTP(rec, req)
+		if rec.Code != tt.want && !(tt.want == answered && rec.Code != 421) {
+			t.Errorf("listen %s, allowed %q: GET %s with Host %q: %d %s, want %d", tt.listen, tt.allowed, tt.path, tt.host, rec.Code, rec.Body, tt.want)
+		}
+		if tt.want == 421 && (!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") || !strings.Contains(rec.Body.String(), "host not allowed")) {
+			t.Errorf("Host %q refused with %q: %s", tt.host, rec.Header().Get("Content-Type"), rec.Body)
+		}
+		h.stop(t)
+	}
+}
+
+// TestRunDeadline: a run still going after timeouts.run is cancelled and recorded as failed,
+// saying so; the service goes on.
+func TestRunDeadline(t *testing.T) {
+	path := world(t, "0 0 1 1 *")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(good, []byte("timeouts: {run: 300ms}\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSync{release: make(chan struct{}), started: make(chan struct{}, 2)} // never released
+	h := start(t, path, f)
+	_, r := h.do(t, "POST", "/api/v1/runs", "Bearer "+token, "")
+	id := r["id"].(string)
+	<-f.started
+	eventually(t, "the run to end", func() bool {
+		_, r = h.do(t, "GET", "/api/v1/runs/"+id, "", "")
+		return r["status"] != Running && r["status"] != Queued
+	})
+	if r["status"] != Failed || r["error"] != "run exceeded its deadline of 300ms (timeouts.run)" {
+		t.Fatalf("a run past its deadline: %v", r)
+	}
+	if f.active.Load() != 0 {
+		t.Fatal("the sync is still running after its run's deadline")
+	}
+	_, r = h.do(t, "POST", "/api/v1/runs", "Bearer "+token, "")
+	<-f.started
+	if f.count() != 2 {
+		t.Fatalf("%d syncs after a second POST, want 2", f.count())
 	}
 }

@@ -27,15 +27,31 @@ type run struct {
 
 func runID(r run) string { return r.ID }
 
+// brief stands in for serve.RunSummary: what a list shows of a run.
+type brief struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+func summarize(r run) brief { return brief{ID: r.ID, Status: r.Status} }
+
+func briefIDs(bs []brief) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.ID
+	}
+	return out
+}
+
 // id is the ID of the i-th run: "20261123T133000Z-00000000" plus i seconds, with a suffix.
 func id(i int) string {
 	t := time.Date(2026, 11, 23, 13, 30, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
 	return fmt.Sprintf("%s-%08x", t.Format("20060102T150405Z"), i)
 }
 
-func open(t *testing.T, path string, keep int) *history.Store[run] {
+func open(t *testing.T, path string, keep int) *history.Store[run, brief] {
 	t.Helper()
-	s, err := history.Open(path, keep, time.Second, runID)
+	s, err := history.Open(path, keep, time.Second, runID, summarize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +60,7 @@ func open(t *testing.T, path string, keep int) *history.Store[run] {
 }
 
 // put puts runs with IDs id(i) for each i, in that order.
-func put(t *testing.T, s *history.Store[run], is ...int) {
+func put(t *testing.T, s *history.Store[run, brief], is ...int) {
 	t.Helper()
 	for _, i := range is {
 		if err := s.Put(run{ID: id(i), Status: "succeeded"}); err != nil {
@@ -236,7 +252,7 @@ func TestRetentionDefault(t *testing.T) {
 // TestReopen is the restart: a new Open of the file finds everything the last one put.
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state", "history.db")
-	s, err := history.Open(path, 3, time.Second, runID)
+	s, err := history.Open(path, 3, time.Second, runID, summarize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +323,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := history.Open(tt.path, 0, time.Second, tt.id)
+			s, err := history.Open(tt.path, 0, time.Second, tt.id, summarize)
 			if err == nil {
 				_ = s.Close()
 				t.Fatal("Open succeeded")
@@ -326,7 +342,7 @@ func TestOpenInUse(t *testing.T) {
 
 	const timeout = 200 * time.Millisecond
 	start := time.Now()
-	s, err := history.Open(path, 0, timeout, runID)
+	s, err := history.Open(path, 0, timeout, runID, summarize)
 	elapsed := time.Since(start)
 	if err == nil {
 		_ = s.Close()
@@ -351,7 +367,7 @@ func TestOpenInUse(t *testing.T) {
 // TestCorrupt writes garbage under a key with raw bbolt: reads skip it, Get names it.
 func TestCorrupt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "history.db")
-	s, err := history.Open(path, 0, time.Second, runID)
+	s, err := history.Open(path, 0, time.Second, runID, summarize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +468,7 @@ func TestLatest(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	s, err := history.Open(filepath.Join(t.TempDir(), "history.db"), 0, time.Second, runID)
+	s, err := history.Open(filepath.Join(t.TempDir(), "history.db"), 0, time.Second, runID, summarize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,5 +550,72 @@ func TestConcurrent(t *testing.T) {
 		if r.Status != "succeeded" {
 			t.Errorf("%s: status %s, want succeeded", r.ID, r.Status)
 		}
+	}
+}
+
+// TestSummaries: summaries page like List, follow Put's replacements and the retention.
+func TestSummaries(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "history.db"), 4)
+	put(t, s, 0, 1, 2, 3, 4)
+	if err := s.Put(run{ID: id(2), Status: "failed"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Summaries(2, "")
+	if err != nil || !slices.Equal(briefIDs(got), idsOf(4, 3)) {
+		t.Fatalf("Summaries(2, \"\") = %v, %v; want %v", briefIDs(got), err, idsOf(4, 3))
+	}
+	got, err = s.Summaries(0, id(3))
+	if err != nil || !slices.Equal(briefIDs(got), idsOf(2, 1)) { // 0 is beyond the keep of 4
+		t.Fatalf("Summaries(0, %s) = %v, %v; want %v", id(3), briefIDs(got), err, idsOf(2, 1))
+	}
+	if got[0].Status != "failed" {
+		t.Errorf("summary of a replaced run: %+v, want status failed", got[0])
+	}
+}
+
+// TestSummariesOfAnOlderFile: a file without summaries (an older archmirror's), or with values
+// an older archmirror added since, gets its summaries at Open.
+func TestSummariesOfAnOlderFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.db")
+	rawPut := func(is ...int) {
+		t.Helper()
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("runs"))
+			if err != nil {
+				return err
+			}
+			for _, i := range is {
+				if err := b.Put([]byte(id(i)), []byte(`{"id": "`+id(i)+`", "status": "succeeded"}`)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawPut(0, 1)
+	s, err := history.Open(path, 0, time.Second, runID, summarize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Summaries(0, ""); err != nil || !slices.Equal(briefIDs(got), idsOf(1, 0)) {
+		t.Errorf("Summaries of an older file = %v, %v; want %v", briefIDs(got), err, idsOf(1, 0))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rawPut(2)
+	s = open(t, path, 0)
+	if got, err := s.Summaries(0, ""); err != nil || !slices.Equal(briefIDs(got), idsOf(2, 1, 0)) {
+		t.Errorf("Summaries after an older archmirror's Put = %v, %v; want %v", briefIDs(got), err, idsOf(2, 1, 0))
 	}
 }
