@@ -287,3 +287,22 @@ func TestExplainEscapesBuildOutput(t *testing.T) {
 		t.Error("cleanError lost the wrapped error")
 	}
 }
+
+// A step's name is a Dockerfile line with the upstream's text in it: the live progress line
+// gets it escaped, on one line.
+func TestStepNameEscaped(t *testing.T) {
+	p := newProgress(io.Discard, 4)
+	var got []string
+	p.onStep = func(name string) { got = append(got, name) }
+	now := time.Now()
+	p.ch <- &client.SolveStatus{Vertexes: []*client.Vertex{{
+		Digest: "sha256:1", Started: &now,
+		Name: "[2/2] RUN echo \x1b]0;pwned\x07\r[3/3] DONE\u202e\nx",
+	}}}
+	close(p.ch)
+	p.wait()
+	want := `[2/2] RUN echo \x1b]0;pwned\a\r[3/3] DONE\u202e\nx`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("step names = %q, want [%q]", got, want)
+	}
+}

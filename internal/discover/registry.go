@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archmirror/archmirror/internal/hostlimit"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // A registry lists tags in name order, not by date, so max_pages does not apply to it: cutting
@@ -52,7 +53,7 @@ func (r *Registry) Releases(ctx context.Context) ([]Release, error) {
 	}
 	ref, err := name.NewRepository(r.repo, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("registry %s: %w", quoteUntrusted(r.repo, 120), err)
+		return nil, fmt.Errorf("registry %s: %w", untrusted.Quote(r.repo, 120), err)
 	}
 	var base http.RoundTripper
 	switch {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/plan"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // maxSkipped is how many skipped tags per app the table lists; --json has them all.
@@ -129,7 +130,8 @@ func summary(w io.Writer, p plan.Plan) error {
 	return err
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+// oneLine puts a message (which may quote the upstream's text) on one printable line.
+func oneLine(s string) string { return strings.ReplaceAll(untrusted.Printable(s), "\n", "; ") }
 
 // JSON writes v indented.
 func JSON(w io.Writer, v any) error {
