@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver/pb"
 
+	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
@@ -48,12 +48,12 @@ func gitContext(ctx string) (*dfgitutil.GitRef, error) {
 			err = checkGitRef(g)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("context %s: %w", untrusted.Quote(ctx, maxQuoted), err)
+			return nil, fmt.Errorf("context %s: %w", untrusted.Quote(redact(ctx), maxQuoted), err)
 		}
 		return g, nil
 	}
 	if strings.Contains(ctx, "://") {
-		return nil, fmt.Errorf("context %s: not a git URL (want https://host/repo.git#ref:subdir, git://…)", untrusted.Quote(ctx, maxQuoted))
+		return nil, fmt.Errorf("context %s: not a git URL (want https://host/repo.git#ref:subdir, git://…)", untrusted.Quote(redact(ctx), maxQuoted))
 	}
 	return nil, nil
 }
@@ -193,14 +193,9 @@ func resolveGit(ctx context.Context, gw gateway.Client, def *llb.Definition) *gi
 	return pin
 }
 
-// redact hides a password or token in a remote's URL ("https://user:xxxxx@host/repo.git").
-func redact(remote string) string {
-	u, err := url.Parse(remote)
-	if err != nil || u.User == nil {
-		return remote
-	}
-	return u.Redacted()
-}
+// redact hides the user info of a remote's URL, user and password both: a user name alone may
+// be a token ("https://TOKEN@host/repo.git" is "https://[redacted]@host/repo.git").
+func redact(remote string) string { return provenance.RedactValue(remote) }
 
 // localDockerfile reads the Dockerfile name (slash-separated, inside the context) of the local
 // context dir, and the Dockerfile-specific "<name>.dockerignore" beside it. Both are opened

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
 
+	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
@@ -115,19 +116,24 @@ func jobName(id string) string {
 	return untrusted.Quote(id, maxQuoted)
 }
 
-// printableError is an error whose message is err's made printable (untrusted.Printable),
-// with err still inside it for errors.Is and errors.As.
+// printableError is an error whose message is err's made safe to print and record: URL user
+// info redacted (provenance.RedactValue: a git context's user name may be a token, and
+// BuildKit's or git's messages may quote it), control characters escaped (untrusted.Printable).
+// err is still inside it for errors.Is and errors.As.
 type printableError struct{ err error }
 
-func (e printableError) Error() string { return untrusted.Printable(e.err.Error()) }
+func (e printableError) Error() string { return safeText(e.err.Error()) }
 func (e printableError) Unwrap() error { return e.err }
 
-// cleanError is err, or a printableError around it when its message needs escaping.
+func safeText(s string) string { return untrusted.Printable(provenance.RedactValue(s)) }
+
+// cleanError is err, or a printableError around it when its message needs redacting or
+// escaping.
 func cleanError(err error) error {
 	if err == nil {
 		return nil
 	}
-	if untrusted.Printable(err.Error()) == err.Error() {
+	if safeText(err.Error()) == err.Error() {
 		return err
 	}
 	return printableError{err}

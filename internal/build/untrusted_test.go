@@ -2,6 +2,7 @@ package build
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -304,5 +305,27 @@ func TestStepNameEscaped(t *testing.T) {
 	want := `[2/2] RUN echo \x1b]0;pwned\a\r[3/3] DONE\u202e\nx`
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("step names = %q, want [%q]", got, want)
+	}
+}
+
+// A git context may carry a token as its user name: a job's error never quotes it, whether
+// archmirror refused the context or the solve's own error names the remote.
+func TestBuildErrorRedactsContextUser(t *testing.T) {
+	const token = "s3cr3t0123456789abcdef"
+	b := NewBuildKit("unix://"+filepath.Join(t.TempDir(), "none.sock"), WithPingTimeout(time.Second))
+	defer b.Close()
+	for _, ctx := range []string{
+		"https://" + token + "@git.example/r.git#-x",         // a ref that is an option
+		"https://" + token + "@git.example/r.git#v1\x1b[2J",  // control characters
+		"https://" + token + ":x-oauth@git.example/r.git#..", // user and password
+	} {
+		_, err := b.Build(t.Context(), Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: ctx, Push: "127.0.0.1:1/app"})
+		if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "[redacted]@git.example") {
+			t.Errorf("context %q: error = %v", ctx, err)
+		}
+	}
+	err := cleanError(fmt.Errorf("failed to fetch remote https://%s@git.example/r.git: exit status 128", token))
+	if want := "failed to fetch remote https://[redacted]@git.example/r.git: exit status 128"; err.Error() != want {
+		t.Errorf("cleanError = %q, want %q", err, want)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
@@ -411,7 +412,10 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	}
 	// r.Error is the cause alone: the result names the job (the builder's errors start with
 	// its ID, for callers that have nothing else to name it by).
+	// A builder's error may name the git context, whose user name may be a token: the
+	// result, the log and the progress line have it redacted.
 	fail := func(err error) JobResult {
+		err = redactedError{err}
 		r.Status, r.Error, r.Seconds = JobFailed, strings.TrimPrefix(err.Error(), j.ID+": "), time.Since(start).Seconds()
 		s.log.Error("job failed", "job", j.ID, "err", err, "log", r.Log)
 		if s.o.Progress != nil {
@@ -726,3 +730,10 @@ func (s *syncer) sortResults(p plan.Plan) {
 		return first[unitKey{a.App, a.Component, a.Version}] - first[unitKey{b.App, b.Component, b.Version}]
 	})
 }
+
+// redactedError is err with the user info of the URLs in its message redacted
+// (provenance.RedactValue); err is still inside it for errors.Is and errors.As.
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return provenance.RedactValue(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }

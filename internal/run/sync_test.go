@@ -3,6 +3,8 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -177,4 +179,69 @@ func TestSyncRetriesFailedPush(t *testing.T) {
 	if status["hello/hello/2.1.0/linux-arm64"] != JobFailed || tries["hello/hello/2.1.0/linux-arm64"] != 1 {
 		t.Errorf("a failed build: %s after %d tries, want failed after 1", status["hello/hello/2.1.0/linux-arm64"], tries["hello/hello/2.1.0/linux-arm64"])
 	}
+}
+
+// A builder's error that names a git context with a token as its user name: the job's result,
+// the log and the progress line have the user info redacted.
+func TestSyncJobErrorRedactsURLUser(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef01234567"
+	cfg := fakeWorld(t)
+	fb := &fakeBuilder{t: t,
+		fail: func(s build.Spec) bool { return s.JobID == "hello/hello/2.1.0/linux-arm64" },
+		err: func(s build.Spec) error {
+			return fmt.Errorf("%s: failed to read dockerfile: https://%s@git.example/hello.git: exit status 128", s.JobID, token)
+		}}
+	var logs lockedBuffer
+	prog := &recordProgress{}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{
+		Options:  Options{Log: slog.New(slog.NewTextHandler(&logs, nil))},
+		Parallel: 2, NewBuilder: func(string) build.Builder { return fb }, Progress: prog,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, j := range rep.Jobs {
+		if j.ID == "hello/hello/2.1.0/linux-arm64" {
+			found = true
+			if want := "failed to read dockerfile: https://[redacted]@git.example/hello.git: exit status 128"; j.Error != want {
+				t.Errorf("job error = %q, want %q", j.Error, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("the failing job is not in the report")
+	}
+	if s := logs.String() + prog.String(); strings.Contains(s, token) || !strings.Contains(s, "[redacted]@git.example") {
+		t.Errorf("the log or progress has the token, or not the failure:\n%s", s)
+	}
+}
+
+// recordProgress records the failures a Progress is told of.
+type recordProgress struct{ lockedBuffer }
+
+func (p *recordProgress) JobStarted(id string)    {}
+func (p *recordProgress) JobStep(id, step string) {}
+func (p *recordProgress) JobDone(id, status string, err error) {
+	if err != nil {
+		fmt.Fprintln(p, id, status, err)
+	}
+}
+
+// lockedBuffer is a strings.Builder safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
