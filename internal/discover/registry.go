@@ -2,7 +2,6 @@ package discover
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archmirror/archmirror/internal/hostlimit"
+	"github.com/archmirror/archmirror/internal/tlsscope"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
@@ -64,9 +64,7 @@ func (r *Registry) Releases(ctx context.Context) ([]Release, error) {
 		if !ok {
 			t = http.DefaultTransport.(*http.Transport)
 		}
-		t = t.Clone()
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by insecure: true
-		base = t
+		base = tlsscope.Insecure(t, ref.RegistryStr()) // unverified TLS for this host only
 	default:
 		base = remote.DefaultTransport
 	}

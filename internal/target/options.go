@@ -1,7 +1,6 @@
 package target
 
 import (
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/hostlimit"
 	"github.com/archmirror/archmirror/internal/retry"
+	"github.com/archmirror/archmirror/internal/tlsscope"
 )
 
 // Option configures New.
@@ -45,8 +45,9 @@ func WithHostLimit(l *hostlimit.Limit) Option { return func(o *options) { o.limi
 
 // WithTransport sends every registry request through rt, the ping and token exchanges
 // included; wrap it to count requests or add rate limits. The target's retries (WithRetry) sit
-// above rt, so rt sees every attempt. When the target is insecure and rt is an *http.Transport, a clone with TLS
-// verification off is used; any other RoundTripper is used as given and decides TLS itself.
+// above rt, so rt sees every attempt. When the target is insecure and rt is an *http.Transport,
+// clones of it are used, with TLS verification off for the registry's host only (see
+// tlsscope); any other RoundTripper is used as given and decides TLS itself.
 // The default is go-containerregistry's remote.DefaultTransport.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
@@ -118,7 +119,7 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		prefix += "/" + path
 	}
 
-	base := o.retry.Transport(o.limit.Transport(baseTransport(o.transport, cfg.Insecure)))
+	base := o.retry.Transport(o.limit.Transport(baseTransport(o.transport, cfg.Insecure, reg.RegistryStr())))
 	if !cfg.Insecure && !isLoopback(host) {
 		base = httpsOnly{host: reg.RegistryStr(), next: base}
 	}
@@ -155,8 +156,9 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 	return r, nil
 }
 
-// baseTransport is rt, or the default, with TLS verification off for an insecure target only.
-func baseTransport(rt http.RoundTripper, insecure bool) http.RoundTripper {
+// baseTransport is rt, or the default, with TLS verification off for an insecure target's own
+// host only: its token realm and blob redirects are still verified.
+func baseTransport(rt http.RoundTripper, insecure bool, host string) http.RoundTripper {
 	if rt == nil {
 		rt = remote.DefaultTransport
 	}
@@ -164,12 +166,7 @@ func baseTransport(rt http.RoundTripper, insecure bool) http.RoundTripper {
 	if !insecure || !ok {
 		return rt
 	}
-	t = t.Clone()
-	if t.TLSClientConfig == nil {
-		t.TLSClientConfig = &tls.Config{}
-	}
-	t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // the config asks for it, for this registry only
-	return t
+	return tlsscope.Insecure(t, host)
 }
 
 // hostRE is host[:port] for a DNS name, IPv4 address or [IPv6] address.
