@@ -428,10 +428,12 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		return fail(err)
 	}
 	logPath := filepath.Join(s.logDir, strings.ReplaceAll(j.ID, "/", "_")+".log")
-	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
+	// The log is the user's alone (0700/0600, like the history database): a build's output
+	// can show what a private registry or repository holds.
+	if err := os.MkdirAll(s.logDir, 0o700); err != nil {
 		return fail(err)
 	}
-	lf, err := os.Create(logPath)
+	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fail(err)
 	}

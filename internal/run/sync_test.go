@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,4 +246,35 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Build logs are the user's alone, whatever the umask: <logs>/<run>/ 0700, each log 0600.
+func TestSyncLogsArePrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	cfg := fakeWorld(t)
+	logs := filepath.Join(t.TempDir(), "logs")
+	fb := &fakeBuilder{t: t}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 2, LogDir: logs, NewBuilder: func(string) build.Builder { return fb }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Jobs) == 0 || rep.Jobs[0].Log == "" {
+		t.Fatalf("no job logged: %+v", rep.Jobs)
+	}
+	modes := map[string]os.FileMode{logs: os.ModeDir | 0o700, rep.LogDir: os.ModeDir | 0o700}
+	for _, j := range rep.Jobs {
+		if j.Log != "" {
+			modes[j.Log] = 0o600
+		}
+	}
+	for p, want := range modes {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
+		}
+	}
 }
