@@ -132,8 +132,16 @@ func (r Report) Failed() bool {
 // listed in Report.Held, so that two runs at once (cron overlap, two replicas) do not build
 // the same jobs twice. A run with nothing to build writes nothing, lease included. A dry run
 // takes no lease.
+//
+// A ctx without a deadline gets one: the config's timeouts.run.
 func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error) {
 	rep := Report{Started: time.Now().UTC()}
+	if _, ok := ctx.Deadline(); !ok && cfg.Timeouts.Run.Duration > 0 {
+		d := cfg.Timeouts.Run.Duration
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("run: not done within %s (timeouts.run): %w", d, context.DeadlineExceeded))
+		defer cancel()
+	}
 	if o.DryRun {
 		_, _, p, err := survey(ctx, cfg, o.Options)
 		rep.Plan, rep.Finished = p, time.Now().UTC()

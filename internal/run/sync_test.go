@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
+	"github.com/archmirror/archmirror/internal/retry"
+	"github.com/archmirror/archmirror/internal/target"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
 
@@ -276,5 +279,54 @@ func TestSyncLogsArePrivate(t *testing.T) {
 		if fi.Mode() != want {
 			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
 		}
+	}
+}
+
+// The config's timeouts reach the target: a registry that takes the connection and never
+// answers fails the plan's inspection with its host named, instead of blocking the run.
+func TestPlanTargetTimeouts(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	cfg := fakeWorld(t)
+	cfg.Target.Registry = l.Addr().String() + "/mirror"
+	cfg.Timeouts.Header = config.Duration{Duration: 300 * time.Millisecond}
+	cfg.Timeouts.Request = config.Duration{Duration: time.Second}
+	p, err := Plan(t.Context(), cfg, Options{Target: []target.Option{target.WithRetry(retry.Policy{Attempts: 1})}})
+	msg := fmt.Sprint(err)
+	for _, a := range p.Apps {
+		msg += "\n" + a.Error
+	}
+	if want := "registry " + l.Addr().String() + ": no answer within 300ms"; !strings.Contains(msg, want) {
+		t.Errorf("errors %q do not say %q", msg, want)
+	}
+}
+
+// A sync whose context has no deadline is bounded by timeouts.run.
+func TestSyncRunTimeout(t *testing.T) {
+	cfg := fakeWorld(t)
+	cfg.Timeouts.Run = config.Duration{Duration: time.Nanosecond}
+	fb := &fakeBuilder{t: t}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{NewBuilder: func(string) build.Builder { return fb }})
+	if err == nil {
+		for _, j := range rep.Jobs {
+			if j.Status == JobBuilt {
+				t.Errorf("%s built after the run's time was up", j.ID)
+			}
+		}
+	}
+	if len(fb.specs) != 0 {
+		t.Errorf("%d builds after the run's time was up", len(fb.specs))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -28,6 +29,8 @@ type options struct {
 	logger    *slog.Logger
 	retry     retry.Policy
 	limit     *hostlimit.Limit
+	header    time.Duration
+	request   time.Duration
 }
 
 // DefaultHostConcurrency is how many requests one process has in flight to one registry host,
@@ -51,6 +54,15 @@ func WithHostLimit(l *hostlimit.Limit) Option { return func(o *options) { o.limi
 // The default is go-containerregistry's remote.DefaultTransport.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
+// WithTimeouts bounds every registry request, whatever the transport: its answer's headers
+// must come within header, and it must be done (its body read) within request. A blob's body
+// (a layer up or down) is not bounded as a whole: it fails when no byte moved for header. The
+// error names the host ("registry 127.0.0.1:5000: no answer within 30s"). Zero is the
+// default: config.DefaultHeaderTimeout and config.DefaultRequestTimeout.
+func WithTimeouts(header, request time.Duration) Option {
+	return func(o *options) { o.header, o.request = header, request }
+}
+
 // WithCacheDir keeps manifests and image configs, named by digest, under dir/blobs/<alg>/<hex>.
 // With it, inspecting an unchanged tag again costs one HEAD request, even in a new run (whose
 // target also pings the registry once). Without it nothing is cached.
@@ -73,6 +85,12 @@ func New(cfg config.Target, opts ...Option) (Target, error) {
 	o := options{keychain: authn.DefaultKeychain, logger: slog.Default(), limit: defaultHostLimit}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.header <= 0 {
+		o.header = config.DefaultHeaderTimeout
+	}
+	if o.request <= 0 {
+		o.request = config.DefaultRequestTimeout
 	}
 	if dir, ok := cfg.Layout(); ok {
 		if dir == "" {
@@ -119,7 +137,9 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		prefix += "/" + path
 	}
 
-	base := o.retry.Transport(o.limit.Transport(baseTransport(o.transport, cfg.Insecure, reg.RegistryStr())))
+	// Each attempt has its own deadlines, and a wait for a host's slot is not counted in them.
+	base := o.retry.Transport(o.limit.Transport(deadlines{header: o.header, request: o.request,
+		next: baseTransport(o.transport, cfg.Insecure, reg.RegistryStr())}))
 	if !cfg.Insecure && !isLoopback(host) {
 		base = httpsOnly{host: reg.RegistryStr(), next: base}
 	}
