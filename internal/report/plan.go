@@ -106,10 +106,7 @@ func writeSkipped(w io.Writer, app string, skipped []discover.Skip) {
 func quoteAll(tags []string) []string {
 	out := make([]string, len(tags))
 	for i, t := range tags {
-		if len(t) > 60 {
-			t = t[:60] + "…"
-		}
-		out[i] = fmt.Sprintf("%q", t)
+		out[i] = untrusted.Quote(t, 60)
 	}
 	return out
 }
