@@ -41,7 +41,7 @@ type Spec struct {
 	CacheRef string // "" or a registry reference used to import and export the build cache
 
 	Log  io.Writer         // receives the full build log (plain progress); may be nil
-	Step func(name string) // told the name of each build step as it starts; may be nil
+	Step func(name string) // told the name of each build step as it starts (escaped, one line); may be nil
 }
 
 // Result is a built and stored image.

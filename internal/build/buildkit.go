@@ -21,6 +21,8 @@ import (
 	"github.com/moby/buildkit/session"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
+
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // DefaultAddress is where buildkitd listens when neither the config nor BUILDKIT_HOST says.
@@ -288,7 +290,7 @@ func check(s Spec) error {
 		return errors.New("no build context")
 	}
 	if s.Dockerfile != "" && !filepath.IsLocal(s.Dockerfile) {
-		return fmt.Errorf("dockerfile %s: want a path inside the context", quote(s.Dockerfile))
+		return fmt.Errorf("dockerfile %s: want a path inside the context", untrusted.Quote(s.Dockerfile, maxQuoted))
 	}
 	return checkStrings(s)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,6 +19,9 @@ import (
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver/pb"
+
+	"github.com/archmirror/archmirror/internal/attest/provenance"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // maxDockerfile bounds what is read from a context as a Dockerfile.
@@ -46,12 +48,12 @@ func gitContext(ctx string) (*dfgitutil.GitRef, error) {
 			err = checkGitRef(g)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("context %s: %w", quote(ctx), err)
+			return nil, fmt.Errorf("context %s: %w", untrusted.Quote(redact(ctx), maxQuoted), err)
 		}
 		return g, nil
 	}
 	if strings.Contains(ctx, "://") {
-		return nil, fmt.Errorf("context %s: not a git URL (want https://host/repo.git#ref:subdir, git://…)", quote(ctx))
+		return nil, fmt.Errorf("context %s: not a git URL (want https://host/repo.git#ref:subdir, git://…)", untrusted.Quote(redact(ctx), maxQuoted))
 	}
 	return nil, nil
 }
@@ -136,7 +138,7 @@ func (b *BuildKit) gitDockerfile(ctx context.Context, c *client.Client, g *dfgit
 			// own, so the read is bounded too.
 			name := path.Join(path.Dir(file), f.name)
 			if target, ok := links[f.name]; ok && (path.IsAbs(target) || !filepath.IsLocal(filepath.FromSlash(path.Join(path.Dir(name), target)))) {
-				return nil, fmt.Errorf("%s is a symlink to %s, outside the context: refused", quote(name), quote(target))
+				return nil, fmt.Errorf("%s is a symlink to %s, outside the context: refused", untrusted.Quote(name, maxQuoted), untrusted.Quote(target, maxQuoted))
 			}
 			if *f.dst, err = ref.ReadFile(ctx, gateway.ReadRequest{Filename: name, Range: &gateway.FileRange{Length: maxDockerfile + 1}}); err != nil {
 				return nil, err
@@ -191,14 +193,9 @@ func resolveGit(ctx context.Context, gw gateway.Client, def *llb.Definition) *gi
 	return pin
 }
 
-// redact hides a password or token in a remote's URL ("https://user:xxxxx@host/repo.git").
-func redact(remote string) string {
-	u, err := url.Parse(remote)
-	if err != nil || u.User == nil {
-		return remote
-	}
-	return u.Redacted()
-}
+// redact hides the user info of a remote's URL, user and password both: a user name alone may
+// be a token ("https://TOKEN@host/repo.git" is "https://[redacted]@host/repo.git").
+func redact(remote string) string { return provenance.RedactValue(remote) }
 
 // localDockerfile reads the Dockerfile name (slash-separated, inside the context) of the local
 // context dir, and the Dockerfile-specific "<name>.dockerignore" beside it. Both are opened
@@ -234,7 +231,7 @@ func readConfined(root *os.Root, dir, name string) ([]byte, error) {
 	f, err := root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if link, target, ok := linkOut(dir, name); ok {
-			return nil, fmt.Errorf("%s: %s is a symlink to %s, outside the context: refused", full, quote(link), quote(target))
+			return nil, fmt.Errorf("%s: %s is a symlink to %s, outside the context: refused", full, untrusted.Quote(link, maxQuoted), untrusted.Quote(target, maxQuoted))
 		}
 		var pe *fs.PathError
 		if errors.As(err, &pe) {

@@ -344,7 +344,7 @@ func TestInputsFromScrubsSecrets(t *testing.T) {
 		BaseImages: []provenance.BaseImage{{Ref: "registry.example/[redacted]/base:1", Digest: "sha256:" + hex64}},
 		Artifacts: []provenance.Artifact{
 			{URI: "https://example.com/dl/[redacted]/app.tgz?sig=[redacted]", SHA256: "sha256:" + hex64},
-			{URI: "https://bot:[redacted]@example.com/app.tgz", SHA256: "sha256:" + hex64},
+			{URI: "https://[redacted]@example.com/app.tgz", SHA256: "sha256:" + hex64},
 			{URI: "https://example.com/app.tgz?token=plainvalue", SHA256: "sha256:" + hex64}, // not a secret arg's value
 		},
 	}

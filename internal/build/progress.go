@@ -11,6 +11,8 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // progress receives one solve's status: it prints it as BuildKit's plain progress to a log,
@@ -20,7 +22,7 @@ type progress struct {
 	done chan struct{}
 
 	tail   int
-	onStep func(string) // told each step's name as it starts; may be nil
+	onStep func(string) // told each step's name as it starts, made one printable line; may be nil
 	order  []digest.Digest
 	steps  map[digest.Digest]*step
 }
@@ -69,7 +71,9 @@ func (p *progress) record(st *client.SolveStatus) {
 		s := p.step(v.Digest)
 		if p.onStep != nil && v.Started != nil && v.Completed == nil && !s.started {
 			s.started = true
-			p.onStep(v.Name)
+			// The name is a Dockerfile line with its args expanded, the upstream's text: it
+			// goes to a terminal's live line, where an escape could retitle it or forge lines.
+			p.onStep(untrusted.Line(v.Name, maxStepName))
 		}
 		s.name = v.Name
 		if v.Error != "" {
@@ -110,6 +114,10 @@ func (s *step) add(data []byte, tail int) {
 	s.partial = bytes.Clone(data)
 }
 
+// maxStepName bounds a step's name as the live progress line shows it (it fits the line to
+// the terminal's width anyway).
+const maxStepName = 512
+
 // maxLine bounds a log line kept for an error message: the build's output is the upstream's,
 // and one line of it may be megabytes long.
 const maxLine = 4096
@@ -146,9 +154,9 @@ func (p *progress) explain(err error) error {
 	}
 	// The step's name is a Dockerfile line and its log the build's output, both the
 	// upstream's: neither may carry a terminal escape into a report.
-	name := printable(failed.name)
+	name := untrusted.Printable(failed.name)
 	for i, l := range lines {
-		lines[i] = printable(l)
+		lines[i] = untrusted.Printable(l)
 	}
 	if len(lines) == 0 {
 		return fmt.Errorf("%s: %w", name, err)

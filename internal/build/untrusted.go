@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,7 +11,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
 
+	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // Every string of a Spec may carry upstream text: the version and tag are in the job ID, the
@@ -39,12 +40,12 @@ func checkStrings(s Spec) error {
 		return err
 	}
 	for _, k := range sortedKeys(s.Args) {
-		if err := text("build arg "+quote(k), s.Args[k], maxValue, false); err != nil {
+		if err := text("build arg "+untrusted.Quote(k, maxQuoted), s.Args[k], maxValue, false); err != nil {
 			return err
 		}
 	}
 	for _, k := range sortedKeys(s.Labels) {
-		if err := text("label "+quote(k), s.Labels[k], maxValue, true); err != nil {
+		if err := text("label "+untrusted.Quote(k, maxQuoted), s.Labels[k], maxValue, true); err != nil {
 			return err
 		}
 	}
@@ -52,12 +53,12 @@ func checkStrings(s Spec) error {
 		// BuildKit's image exporter reads "name" as a comma-separated list: a name that is not
 		// one plain repository could push elsewhere too.
 		if _, err := name.NewRepository(s.Push); err != nil {
-			return fmt.Errorf("push %s: not a repository: %w", quote(s.Push), err)
+			return fmt.Errorf("push %s: not a repository: %w", untrusted.Quote(s.Push, maxQuoted), err)
 		}
 	}
 	if s.CacheRef != "" {
 		if _, err := name.NewTag(s.CacheRef); err != nil {
-			return fmt.Errorf("cache %s: not a tag reference: %w", quote(s.CacheRef), err)
+			return fmt.Errorf("cache %s: not a tag reference: %w", untrusted.Quote(s.CacheRef, maxQuoted), err)
 		}
 	}
 	return text("layout", s.Layout, maxValue, true)
@@ -69,11 +70,11 @@ func text(what, s string, max int, oneLine bool) error {
 	case len(s) > max:
 		return fmt.Errorf("%s is %d bytes, more than %d: refused", what, len(s), max)
 	case !utf8.ValidString(s):
-		return fmt.Errorf("%s %s is not valid UTF-8: refused", what, quote(s))
+		return fmt.Errorf("%s %s is not valid UTF-8: refused", what, untrusted.Quote(s, maxQuoted))
 	case strings.IndexByte(s, 0) >= 0:
-		return fmt.Errorf("%s %s contains a NUL byte: refused", what, quote(s))
+		return fmt.Errorf("%s %s contains a NUL byte: refused", what, untrusted.Quote(s, maxQuoted))
 	case oneLine && strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return fmt.Errorf("%s %s contains control characters: refused", what, quote(s))
+		return fmt.Errorf("%s %s contains control characters: refused", what, untrusted.Quote(s, maxQuoted))
 	}
 	return nil
 }
@@ -98,7 +99,7 @@ func checkGitRef(g *dfgitutil.GitRef) error {
 			why = "is not a valid git ref name"
 		}
 		if why != "" {
-			return fmt.Errorf("context ref %s %s: refused", quote(r), why)
+			return fmt.Errorf("context ref %s %s: refused", untrusted.Quote(r, maxQuoted), why)
 		}
 	}
 	// The subdirectory needs no check: BuildKit's parser cleans it to a path inside the
@@ -112,54 +113,27 @@ func jobName(id string) string {
 	if text("", id, maxJobID, true) == nil {
 		return id
 	}
-	return quote(id)
+	return untrusted.Quote(id, maxQuoted)
 }
 
-// quote quotes an untrusted string for a message, escaped, cut to maxQuoted bytes (on a rune
-// boundary) with its full length.
-func quote(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	cut := maxQuoted
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
-}
-
-// printable makes text from the build (step names, log lines, BuildKit's errors, which quote
-// the Dockerfile) safe to print on a terminal: control characters other than newline and tab
-// are escaped, invalid UTF-8 is replaced.
-func printable(s string) string {
-	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// printableError is an error whose message is printable(err's), with err still inside it for
-// errors.Is and errors.As.
+// printableError is an error whose message is err's made safe to print and record: URL user
+// info redacted (provenance.RedactValue: a git context's user name may be a token, and
+// BuildKit's or git's messages may quote it), control characters escaped (untrusted.Printable).
+// err is still inside it for errors.Is and errors.As.
 type printableError struct{ err error }
 
-func (e printableError) Error() string { return printable(e.err.Error()) }
+func (e printableError) Error() string { return safeText(e.err.Error()) }
 func (e printableError) Unwrap() error { return e.err }
 
-// cleanError is err, or a printableError around it when its message needs escaping.
+func safeText(s string) string { return untrusted.Printable(provenance.RedactValue(s)) }
+
+// cleanError is err, or a printableError around it when its message needs redacting or
+// escaping.
 func cleanError(err error) error {
 	if err == nil {
 		return nil
 	}
-	if printable(err.Error()) == err.Error() {
+	if safeText(err.Error()) == err.Error() {
 		return err
 	}
 	return printableError{err}

@@ -2,6 +2,7 @@ package build
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -285,5 +286,46 @@ func TestExplainEscapesBuildOutput(t *testing.T) {
 	}
 	if !strings.Contains(werr.Error(), "permission denied") || !errors.Is(werr, os.ErrPermission) {
 		t.Error("cleanError lost the wrapped error")
+	}
+}
+
+// A step's name is a Dockerfile line with the upstream's text in it: the live progress line
+// gets it escaped, on one line.
+func TestStepNameEscaped(t *testing.T) {
+	p := newProgress(io.Discard, 4)
+	var got []string
+	p.onStep = func(name string) { got = append(got, name) }
+	now := time.Now()
+	p.ch <- &client.SolveStatus{Vertexes: []*client.Vertex{{
+		Digest: "sha256:1", Started: &now,
+		Name: "[2/2] RUN echo \x1b]0;pwned\x07\r[3/3] DONE\u202e\nx",
+	}}}
+	close(p.ch)
+	p.wait()
+	want := `[2/2] RUN echo \x1b]0;pwned\a\r[3/3] DONE\u202e\nx`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("step names = %q, want [%q]", got, want)
+	}
+}
+
+// A git context may carry a token as its user name: a job's error never quotes it, whether
+// archmirror refused the context or the solve's own error names the remote.
+func TestBuildErrorRedactsContextUser(t *testing.T) {
+	const token = "s3cr3t0123456789abcdef"
+	b := NewBuildKit("unix://"+filepath.Join(t.TempDir(), "none.sock"), WithPingTimeout(time.Second))
+	defer b.Close()
+	for _, ctx := range []string{
+		"https://" + token + "@git.example/r.git#-x",         // a ref that is an option
+		"https://" + token + "@git.example/r.git#v1\x1b[2J",  // control characters
+		"https://" + token + ":x-oauth@git.example/r.git#..", // user and password
+	} {
+		_, err := b.Build(t.Context(), Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: ctx, Push: "127.0.0.1:1/app"})
+		if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "[redacted]@git.example") {
+			t.Errorf("context %q: error = %v", ctx, err)
+		}
+	}
+	err := cleanError(fmt.Errorf("failed to fetch remote https://%s@git.example/r.git: exit status 128", token))
+	if want := "failed to fetch remote https://[redacted]@git.example/r.git: exit status 128"; err.Error() != want {
+		t.Errorf("cleanError = %q, want %q", err, want)
 	}
 }

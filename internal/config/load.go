@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/archmirror/archmirror/internal/platform"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // MaxFileSize bounds a config file; anything larger is not a hand-written config.
@@ -318,7 +319,7 @@ func (c *checker) versions(n *yaml.Node, field string, v *Versions) {
 		v.Order = OrderPublished
 	case OrderPublished, OrderSemver:
 	default:
-		c.at(nodeOr(n, "order"), field+".order", "%q: want published (the N most recently released) or semver (the N highest)", truncate(v.Order, 40))
+		c.at(nodeOr(n, "order"), field+".order", "%s: want published (the N most recently released) or semver (the N highest)", untrusted.Quote(v.Order, 40))
 	}
 	if v.Constraint != "" {
 		cs, err := semver.NewConstraint(v.Constraint)
@@ -337,14 +338,14 @@ func (c *checker) schedule(root *yaml.Node, cfg *Config) {
 		cfg.Schedule = DefaultSchedule
 	}
 	if _, err := cronParser.Parse(cfg.Schedule); err != nil {
-		c.at(nodeOr(root, "schedule"), "schedule", "bad cron spec %q: %v (want 5 fields, e.g. \"0 */6 * * *\", or @every 6h)", truncate(cfg.Schedule, 60), err)
+		c.at(nodeOr(root, "schedule"), "schedule", "bad cron spec %s: %v (want 5 fields, e.g. \"0 */6 * * *\", or @every 6h)", untrusted.Quote(cfg.Schedule, 60), err)
 	}
 	if strings.HasPrefix(cfg.Schedule, "TZ=") || strings.HasPrefix(cfg.Schedule, "CRON_TZ=") {
 		c.at(nodeOr(root, "schedule"), "schedule", "put the time zone in timezone:, not in the cron spec")
 	}
 	if cfg.Timezone != "" {
 		if _, err := time.LoadLocation(cfg.Timezone); err != nil {
-			c.at(nodeOr(root, "timezone"), "timezone", "unknown time zone %q", truncate(cfg.Timezone, 60))
+			c.at(nodeOr(root, "timezone"), "timezone", "unknown time zone %s", untrusted.Quote(cfg.Timezone, 60))
 		}
 	}
 }
@@ -376,7 +377,7 @@ func (c *checker) builders(root *yaml.Node, cfg *Config) {
 			u, err := url.Parse(nd.Addr)
 			switch {
 			case err != nil || !builderSchemes[u.Scheme]:
-				c.at(at, f, "%q is not a BuildKit address (unix:///run/buildkit/buildkitd.sock, tcp://host:1234, docker-container://name)", truncate(nd.Addr, 80))
+				c.at(at, f, "%s is not a BuildKit address (unix:///run/buildkit/buildkitd.sock, tcp://host:1234, docker-container://name)", untrusted.Quote(nd.Addr, 80))
 			case seen[nd.Addr]:
 				c.at(at, f, "%s is listed twice", nd.Addr)
 			case nd.Max < 0:
@@ -479,20 +480,20 @@ func (c *checker) source(n *yaml.Node, path string, s *Source) {
 	switch s.Kind() {
 	case "github":
 		if !ghRepo.MatchString(s.GitHub) {
-			c.at(nodeOr(n, "github"), path+".github", "%q: want owner/repo", truncate(s.GitHub, 80))
+			c.at(nodeOr(n, "github"), path+".github", "%s: want owner/repo", untrusted.Quote(s.GitHub, 80))
 		}
 		if s.Host != "" {
 			c.at(nodeOr(n, "host"), path+".host", "host is for gitlab; GitHub Enterprise takes api: https://ghe.example/api/v3")
 		}
 	case "gitlab":
 		if !glProject.MatchString(s.GitLab) || strings.Contains(s.GitLab, "..") {
-			c.at(nodeOr(n, "gitlab"), path+".gitlab", "%q: want group/project (subgroups allowed)", truncate(s.GitLab, 80))
+			c.at(nodeOr(n, "gitlab"), path+".gitlab", "%s: want group/project (subgroups allowed)", untrusted.Quote(s.GitLab, 80))
 		}
 		if s.Host == "" {
 			s.Host = "gitlab.com"
 		}
 		if !hostname.MatchString(s.Host) {
-			c.at(nodeOr(n, "host"), path+".host", "%q is not a host name", truncate(s.Host, 80))
+			c.at(nodeOr(n, "host"), path+".host", "%s is not a host name", untrusted.Quote(s.Host, 80))
 		}
 	case "git":
 		if strings.HasPrefix(s.Git, "-") {
@@ -500,7 +501,7 @@ func (c *checker) source(n *yaml.Node, path string, s *Source) {
 		}
 	case "registry":
 		if _, err := name.NewRepository(s.Registry); err != nil {
-			c.at(nodeOr(n, "registry"), path+".registry", "%q is not an image repository: %v", truncate(s.Registry, 80), err)
+			c.at(nodeOr(n, "registry"), path+".registry", "%s is not an image repository: %v", untrusted.Quote(s.Registry, 80), err)
 		}
 	}
 	if s.API != "" {
@@ -561,10 +562,10 @@ func (c *checker) require(n *yaml.Node, path string, reqs []Require) {
 				g.Host = "gitlab.com"
 			}
 			if !hostname.MatchString(g.Host) {
-				c.at(item, field+".gitlab-tag.host", "%q is not a host name", truncate(g.Host, 80))
+				c.at(item, field+".gitlab-tag.host", "%s is not a host name", untrusted.Quote(g.Host, 80))
 			}
 			if !glProject.MatchString(g.Project) || strings.Contains(g.Project, "..") {
-				c.at(item, field+".gitlab-tag.project", "%q: want group/project", truncate(g.Project, 80))
+				c.at(item, field+".gitlab-tag.project", "%s: want group/project", untrusted.Quote(g.Project, 80))
 			}
 			if g.Tag == nil || g.Tag.Text == "" {
 				c.at(item, field+".gitlab-tag.tag", "required, e.g. \"v{{.Version}}-limitless\"")
@@ -584,7 +585,7 @@ func checkURLTemplate(t *Template) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%q does not render to an http(s) URL", truncate(t.Text, 80))
+		return fmt.Errorf("%s does not render to an http(s) URL", untrusted.Quote(t.Text, 80))
 	}
 	return nil
 }
@@ -630,7 +631,7 @@ func (c *checker) components(n *yaml.Node, appNode *yaml.Node, appPath string, t
 		switch comp.Cache {
 		case "", "registry":
 		default:
-			c.at(nodeOr(v, "cache"), cpath+".cache", "%q: want registry or nothing", truncate(comp.Cache, 40))
+			c.at(nodeOr(v, "cache"), cpath+".cache", "%s: want registry or nothing", untrusted.Quote(comp.Cache, 40))
 		}
 		argsNode := keyNode(v, "args")
 		for _, a := range sortedKeys(comp.Args) {

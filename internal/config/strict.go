@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // FieldError is a problem with one field of the config, at one line.
@@ -142,14 +144,7 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	}
-	return fmt.Sprintf("%q", truncate(n.Value, 40))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return untrusted.Quote(n.Value, 40)
 }
 
 func yamlFields(t reflect.Type) map[string]reflect.StructField {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // UnmarshalYAML parses the template at load time, so a broken one is a config error.
@@ -32,7 +34,7 @@ func (p *Patch) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if n.Value != "unpin-digests" {
-			return fieldErr(n, "unknown patch %q (known: unpin-digests, insert-after, replace)", truncate(n.Value, 40))
+			return fieldErr(n, "unknown patch %s (known: unpin-digests, insert-after, replace)", untrusted.Quote(n.Value, 40))
 		}
 		*p = Patch{UnpinDigests: true}
 		return nil
@@ -179,7 +181,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v <= 0 {
-		return fieldErr(n, "%q: want a duration greater than zero, such as 30s or 2m", truncate(n.Value, 40))
+		return fieldErr(n, "%s: want a duration greater than zero, such as 30s or 2m", untrusted.Quote(n.Value, 40))
 	}
 	d.Duration = v
 	return nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/archmirror/archmirror/internal/retry"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // maxBody bounds every response body read from upstream.
@@ -361,7 +362,7 @@ func checkJSON(contentType string, body []byte) error {
 	if contentType != "" {
 		mt, _, err := mime.ParseMediaType(contentType)
 		if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-			return fmt.Errorf("not JSON (Content-Type %s; body starts %s)", quoteUntrusted(contentType, 64), quoteUntrusted(string(body), 32))
+			return fmt.Errorf("not JSON (Content-Type %s; body starts %s)", untrusted.Quote(contentType, 64), untrusted.Quote(string(body), 32))
 		}
 	}
 	if !json.Valid(body) {
@@ -390,19 +391,10 @@ func apiMessage(body []byte) string {
 	}
 	for _, v := range []any{m.Message, m.Error} {
 		if s, ok := v.(string); ok && s != "" {
-			return ": " + quoteUntrusted(s, 120)
+			return ": " + untrusted.Quote(s, 120)
 		}
 	}
 	return ""
-}
-
-// quoteUntrusted renders an upstream string for a message or log: cut to max bytes, quoted,
-// escaped to ASCII.
-func quoteUntrusted(s string, max int) string {
-	if len(s) > max {
-		return strconv.QuoteToASCII(s[:max]) + "…"
-	}
-	return strconv.QuoteToASCII(s)
 }
 
 // parseLinkNext returns the rel="next" target of an RFC 8288 Link header, resolved against
@@ -435,7 +427,7 @@ func parseLinkNext(header string, base *url.URL) (*url.URL, error) {
 		}
 		u, err := base.Parse(target)
 		if err != nil {
-			return nil, fmt.Errorf("link header: bad next URL %s", quoteUntrusted(target, 120))
+			return nil, fmt.Errorf("link header: bad next URL %s", untrusted.Quote(target, 120))
 		}
 		return u, nil
 	}

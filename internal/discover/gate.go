@@ -11,6 +11,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/platform"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // Gate decides whether a version passes an app's require: gates.
@@ -101,14 +102,14 @@ func (g *HTTPGate) gitlabTag(ctx context.Context, gt *config.GitLabTag, v Versio
 	name := "gitlab " + host + " " + gt.Project
 	base, err := gitlabBase(host, gt.Project, "")
 	if err != nil {
-		return "", fmt.Errorf("gitlab %s %s: %w", quoteUntrusted(host, 80), quoteUntrusted(gt.Project, 120), err)
+		return "", fmt.Errorf("gitlab %s %s: %w", untrusted.Quote(host, 80), untrusted.Quote(gt.Project, 120), err)
 	}
 	tag, err := gt.Tag.Render(config.Data{Version: v.Version, Tag: v.Tag}, nil)
 	if err != nil {
 		return "", fmt.Errorf("%s: tag: %w", name, err)
 	}
 	if tag == "" || len(tag) > 255 || strings.ContainsFunc(tag, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) {
-		return "", fmt.Errorf("%s: tag %s: not a tag name", name, quoteUntrusted(tag, 80))
+		return "", fmt.Errorf("%s: tag %s: not a tag name", name, untrusted.Quote(tag, 80))
 	}
 	u, err := gitlabProjectURL(base, gt.Project, "/repository/tags/"+url.PathEscape(tag))
 	if err != nil {
@@ -163,7 +164,7 @@ func (g *HTTPGate) url(ctx context.Context, t *config.Template, v Version, p pla
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("url %s: want an http(s) URL", quoteUntrusted(raw, 200))
+		return "", fmt.Errorf("url %s: want an http(s) URL", untrusted.Quote(raw, 200))
 	}
 	shown := displayURL(u)
 	on := ""

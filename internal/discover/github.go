@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // DefaultGitHubAPI is the public GitHub REST API.
@@ -38,12 +40,12 @@ func NewGitHub(repo string, opts ...Option) *GitHub {
 	}
 	name := "github " + repo
 	if !ghRepoRE.MatchString(repo) || strings.Contains(repo, "..") {
-		name = "github " + quoteUntrusted(repo, 80)
+		name = "github " + untrusted.Quote(repo, 80)
 		g.err = fmt.Errorf("want owner/repo")
 	}
 	origin, err := url.Parse(g.api)
 	if err != nil || (origin.Scheme != "https" && origin.Scheme != "http") || origin.Host == "" || origin.User != nil {
-		g.err = fmt.Errorf("api %s: want an http(s) URL without credentials", quoteUntrusted(g.api, 120))
+		g.err = fmt.Errorf("api %s: want an http(s) URL without credentials", untrusted.Quote(g.api, 120))
 		origin = &url.URL{}
 	}
 	g.f = newFetcher(name, &url.URL{Scheme: origin.Scheme, Host: origin.Host}, o)

@@ -251,7 +251,7 @@ func TestGitHubErrors(t *testing.T) {
 		{"HTML page with 200", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			_, _ = w.Write([]byte("<!DOCTYPE html><html><head><title>Unicorn!</title></head></html>"))
-		}, prefix + `200 OK: not JSON (Content-Type "text/html; charset=utf-8"; body starts "<!DOCTYPE html><html><head><titl"…)`},
+		}, prefix + `200 OK: not JSON (Content-Type "text/html; charset=utf-8"; body starts "<!DOCTYPE html><html><head><titl"… (64 bytes))`},
 		{"truncated JSON", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`[{"tag_name":"v1.0.0","draft":fal`))

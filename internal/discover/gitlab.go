@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // DefaultGitLabHost is used when a GitLab source names no host.
@@ -42,7 +44,7 @@ func NewGitLab(host, project string, opts ...Option) *GitLab {
 	g.base, g.err = gitlabBase(host, project, o.baseURL)
 	name := "gitlab " + host + " " + project
 	if g.err != nil {
-		name = "gitlab " + quoteUntrusted(host, 80) + " " + quoteUntrusted(project, 120)
+		name = "gitlab " + untrusted.Quote(host, 80) + " " + untrusted.Quote(project, 120)
 	}
 	origin, _ := url.Parse(g.base)
 	if origin == nil {
@@ -75,7 +77,7 @@ func gitlabBase(host, project, override string) (string, error) {
 	}
 	u, err := url.Parse(override)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		return "", fmt.Errorf("base URL %s: want http(s)://host[:port]", quoteUntrusted(override, 120))
+		return "", fmt.Errorf("base URL %s: want http(s)://host[:port]", untrusted.Quote(override, 120))
 	}
 	return u.Scheme + "://" + u.Host, nil
 }
@@ -160,7 +162,7 @@ func gitlabNext(p *page, u *url.URL) (*url.URL, error) {
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("X-Next-Page %s: not a page number", quoteUntrusted(v, 20))
+			return nil, fmt.Errorf("X-Next-Page %s: not a page number", untrusted.Quote(v, 20))
 		}
 		next := *u
 		q := next.Query()

@@ -12,6 +12,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // gateConcurrency bounds how many versions are gate-checked at once.
@@ -91,7 +92,7 @@ func Discover(ctx context.Context, src Source, app *config.App, win config.Versi
 		}
 		v := Version{Version: version, Semver: sv, Tag: r.Tag, Published: r.Published, Commit: r.Commit}
 		if !validCommitish(v.Commit) {
-			o.logger.DebugContext(ctx, "ignoring upstream commit: not a commit or ref name", "tag", r.Tag, "commit", quoteUntrusted(v.Commit, 64))
+			o.logger.DebugContext(ctx, "ignoring upstream commit: not a commit or ref name", "tag", r.Tag, "commit", untrusted.Quote(v.Commit, 64))
 			v.Commit = ""
 		}
 		if i, dup := index[version]; dup {
@@ -245,7 +246,7 @@ func versionFromTag(tag string, re *regexp.Regexp) (version string, sv *semver.V
 		return "", nil, "empty version"
 	}
 	if !ValidTag(version) {
-		return "", nil, fmt.Sprintf("version %s is not a valid OCI tag", quoteUntrusted(version, 64))
+		return "", nil, fmt.Sprintf("version %s is not a valid OCI tag", untrusted.Quote(version, 64))
 	}
 	if version[0] < '0' || version[0] > '9' {
 		return "", nil, "not a version (does not start with a digit)"
@@ -276,7 +277,7 @@ func displayTag(s string) string {
 	if ValidTag(s) {
 		return s
 	}
-	return quoteUntrusted(s, 64)
+	return untrusted.Quote(s, 64)
 }
 
 // filters is a window and a source's tag filters, compiled.

@@ -2,7 +2,6 @@ package discover
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/hostlimit"
+	"github.com/archmirror/archmirror/internal/tlsscope"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // A registry lists tags in name order, not by date, so max_pages does not apply to it: cutting
@@ -61,7 +62,7 @@ func (r *Registry) Releases(ctx context.Context) ([]Release, error) {
 	}
 	ref, err := name.NewRepository(r.repo, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("registry %s: %w", quoteUntrusted(r.repo, 120), err)
+		return nil, fmt.Errorf("registry %s: %w", untrusted.Quote(r.repo, 120), err)
 	}
 	var base http.RoundTripper
 	switch {
@@ -72,9 +73,7 @@ func (r *Registry) Releases(ctx context.Context) ([]Release, error) {
 		if !ok {
 			t = http.DefaultTransport.(*http.Transport)
 		}
-		t = t.Clone()
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by insecure: true
-		base = t
+		base = tlsscope.Insecure(t, ref.RegistryStr()) // unverified TLS for this host only
 	default:
 		base = remote.DefaultTransport
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/plan"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // maxSkipped is how many skipped tags per app the table lists; --json has them all.
@@ -105,10 +106,7 @@ func writeSkipped(w io.Writer, app string, skipped []discover.Skip) {
 func quoteAll(tags []string) []string {
 	out := make([]string, len(tags))
 	for i, t := range tags {
-		if len(t) > 60 {
-			t = t[:60] + "…"
-		}
-		out[i] = fmt.Sprintf("%q", t)
+		out[i] = untrusted.Quote(t, 60)
 	}
 	return out
 }
@@ -129,7 +127,8 @@ func summary(w io.Writer, p plan.Plan) error {
 	return err
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+// oneLine puts a message (which may quote the upstream's text) on one printable line.
+func oneLine(s string) string { return strings.ReplaceAll(untrusted.Printable(s), "\n", "; ") }
 
 // JSON writes v indented.
 func JSON(w io.Writer, v any) error {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // Progress shows running jobs on a terminal: one line per job with its current build step and
@@ -59,7 +61,8 @@ func (p *Progress) JobStarted(id string) {
 	p.redraw()
 }
 
-// JobStep sets a running job's current step.
+// JobStep sets a running job's current step. The step is the upstream's text (a Dockerfile
+// line): it is shown escaped, on one line.
 func (p *Progress) JobStep(id, step string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -87,9 +90,9 @@ func (p *Progress) JobDone(id, status string, err error) {
 	if err != nil {
 		mark = "✘"
 	}
-	line := fmt.Sprintf("%s %s  %5.1fs  %s", mark, id, took.Seconds(), status)
+	line := fmt.Sprintf("%s %s  %5.1fs  %s", mark, untrusted.Line(id, 0), took.Seconds(), untrusted.Line(status, 0))
 	if err != nil {
-		line += ": " + firstLine(err.Error())
+		line += ": " + untrusted.Line(firstLine(err.Error()), 0)
 	}
 	fmt.Fprintln(p.w, p.fit(line))
 	p.redraw()
@@ -115,7 +118,7 @@ func (p *Progress) redraw() {
 	p.clear()
 	spin := `|/-\`[time.Now().UnixMilli()/200%4]
 	for _, j := range p.running {
-		fmt.Fprintln(p.w, p.fit(fmt.Sprintf("%c %s  %5.1fs  %s", spin, j.id, time.Since(j.start).Seconds(), oneLine(j.step))))
+		fmt.Fprintln(p.w, p.fit(fmt.Sprintf("%c %s  %5.1fs  %s", spin, untrusted.Line(j.id, 0), time.Since(j.start).Seconds(), untrusted.Line(j.step, 0))))
 	}
 	p.drawn = len(p.running)
 }

@@ -53,6 +53,7 @@ func openTarget(cfg *config.Config, o Options) (target.Target, error) {
 	return target.New(cfg.Target, append([]target.Option{
 		target.WithCacheDir(filepath.Join(cfg.Cache.Dir, "manifests")),
 		target.WithLogger(o.logger()),
+		target.WithTimeouts(cfg.Timeouts.Header.Duration, cfg.Timeouts.Request.Duration),
 	}, o.Target...)...)
 }
 

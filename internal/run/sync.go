@@ -17,6 +17,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
@@ -131,8 +132,16 @@ func (r Report) Failed() bool {
 // listed in Report.Held, so that two runs at once (cron overlap, two replicas) do not build
 // the same jobs twice. A run with nothing to build writes nothing, lease included. A dry run
 // takes no lease.
+//
+// A ctx without a deadline gets one: the config's timeouts.run.
 func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error) {
 	rep := Report{Started: time.Now().UTC()}
+	if _, ok := ctx.Deadline(); !ok && cfg.Timeouts.Run.Duration > 0 {
+		d := cfg.Timeouts.Run.Duration
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("run: not done within %s (timeouts.run): %w", d, context.DeadlineExceeded))
+		defer cancel()
+	}
 	if o.DryRun {
 		_, _, p, err := survey(ctx, cfg, o.Options)
 		rep.Plan, rep.Finished = p, time.Now().UTC()
@@ -411,7 +420,10 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 	}
 	// r.Error is the cause alone: the result names the job (the builder's errors start with
 	// its ID, for callers that have nothing else to name it by).
+	// A builder's error may name the git context, whose user name may be a token: the
+	// result, the log and the progress line have it redacted.
 	fail := func(err error) JobResult {
+		err = redactedError{err}
 		r.Status, r.Error, r.Seconds = JobFailed, strings.TrimPrefix(err.Error(), j.ID+": "), time.Since(start).Seconds()
 		s.log.Error("job failed", "job", j.ID, "err", err, "log", r.Log)
 		if s.o.Progress != nil {
@@ -424,10 +436,12 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		return fail(err)
 	}
 	logPath := filepath.Join(s.logDir, strings.ReplaceAll(j.ID, "/", "_")+".log")
-	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
+	// The log is the user's alone (0700/0600, like the history database): a build's output
+	// can show what a private registry or repository holds.
+	if err := os.MkdirAll(s.logDir, 0o700); err != nil {
 		return fail(err)
 	}
-	lf, err := os.Create(logPath)
+	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fail(err)
 	}
@@ -726,3 +740,10 @@ func (s *syncer) sortResults(p plan.Plan) {
 		return first[unitKey{a.App, a.Component, a.Version}] - first[unitKey{b.App, b.Component, b.Version}]
 	})
 }
+
+// redactedError is err with the user info of the URLs in its message redacted
+// (provenance.RedactValue); err is still inside it for errors.Is and errors.As.
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return provenance.RedactValue(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }

@@ -3,11 +3,16 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +23,8 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
+	"github.com/archmirror/archmirror/internal/retry"
+	"github.com/archmirror/archmirror/internal/target"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
 
@@ -176,5 +183,150 @@ func TestSyncRetriesFailedPush(t *testing.T) {
 	}
 	if status["hello/hello/2.1.0/linux-arm64"] != JobFailed || tries["hello/hello/2.1.0/linux-arm64"] != 1 {
 		t.Errorf("a failed build: %s after %d tries, want failed after 1", status["hello/hello/2.1.0/linux-arm64"], tries["hello/hello/2.1.0/linux-arm64"])
+	}
+}
+
+// A builder's error that names a git context with a token as its user name: the job's result,
+// the log and the progress line have the user info redacted.
+func TestSyncJobErrorRedactsURLUser(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef01234567"
+	cfg := fakeWorld(t)
+	fb := &fakeBuilder{t: t,
+		fail: func(s build.Spec) bool { return s.JobID == "hello/hello/2.1.0/linux-arm64" },
+		err: func(s build.Spec) error {
+			return fmt.Errorf("%s: failed to read dockerfile: https://%s@git.example/hello.git: exit status 128", s.JobID, token)
+		}}
+	var logs lockedBuffer
+	prog := &recordProgress{}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{
+		Options:  Options{Log: slog.New(slog.NewTextHandler(&logs, nil))},
+		Parallel: 2, NewBuilder: func(string) build.Builder { return fb }, Progress: prog,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, j := range rep.Jobs {
+		if j.ID == "hello/hello/2.1.0/linux-arm64" {
+			found = true
+			if want := "failed to read dockerfile: https://[redacted]@git.example/hello.git: exit status 128"; j.Error != want {
+				t.Errorf("job error = %q, want %q", j.Error, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("the failing job is not in the report")
+	}
+	if s := logs.String() + prog.String(); strings.Contains(s, token) || !strings.Contains(s, "[redacted]@git.example") {
+		t.Errorf("the log or progress has the token, or not the failure:\n%s", s)
+	}
+}
+
+// recordProgress records the failures a Progress is told of.
+type recordProgress struct{ lockedBuffer }
+
+func (p *recordProgress) JobStarted(id string)    {}
+func (p *recordProgress) JobStep(id, step string) {}
+func (p *recordProgress) JobDone(id, status string, err error) {
+	if err != nil {
+		fmt.Fprintln(p, id, status, err)
+	}
+}
+
+// lockedBuffer is a strings.Builder safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Build logs are the user's alone, whatever the umask: <logs>/<run>/ 0700, each log 0600.
+func TestSyncLogsArePrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	cfg := fakeWorld(t)
+	logs := filepath.Join(t.TempDir(), "logs")
+	fb := &fakeBuilder{t: t}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 2, LogDir: logs, NewBuilder: func(string) build.Builder { return fb }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Jobs) == 0 || rep.Jobs[0].Log == "" {
+		t.Fatalf("no job logged: %+v", rep.Jobs)
+	}
+	modes := map[string]os.FileMode{logs: os.ModeDir | 0o700, rep.LogDir: os.ModeDir | 0o700}
+	for _, j := range rep.Jobs {
+		if j.Log != "" {
+			modes[j.Log] = 0o600
+		}
+	}
+	for p, want := range modes {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
+		}
+	}
+}
+
+// The config's timeouts reach the target: a registry that takes the connection and never
+// answers fails the plan's inspection with its host named, instead of blocking the run.
+func TestPlanTargetTimeouts(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	cfg := fakeWorld(t)
+	cfg.Target.Registry = l.Addr().String() + "/mirror"
+	cfg.Timeouts.Header = config.Duration{Duration: 300 * time.Millisecond}
+	cfg.Timeouts.Request = config.Duration{Duration: time.Second}
+	p, err := Plan(t.Context(), cfg, Options{Target: []target.Option{target.WithRetry(retry.Policy{Attempts: 1})}})
+	msg := fmt.Sprint(err)
+	for _, a := range p.Apps {
+		msg += "\n" + a.Error
+	}
+	if want := "registry " + l.Addr().String() + ": no answer within 300ms"; !strings.Contains(msg, want) {
+		t.Errorf("errors %q do not say %q", msg, want)
+	}
+}
+
+// A sync whose context has no deadline is bounded by timeouts.run.
+func TestSyncRunTimeout(t *testing.T) {
+	cfg := fakeWorld(t)
+	cfg.Timeouts.Run = config.Duration{Duration: time.Nanosecond}
+	fb := &fakeBuilder{t: t}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{NewBuilder: func(string) build.Builder { return fb }})
+	if err == nil {
+		for _, j := range rep.Jobs {
+			if j.Status == JobBuilt {
+				t.Errorf("%s built after the run's time was up", j.ID)
+			}
+		}
+	}
+	if len(fb.specs) != 0 {
+		t.Errorf("%d builds after the run's time was up", len(fb.specs))
 	}
 }

@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/archmirror/archmirror/internal/publish"
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/target"
+	"github.com/archmirror/archmirror/internal/tlsscope"
 )
 
 // SyncFunc runs one sync of cfg (the config with the run's request applied).
@@ -44,11 +44,13 @@ func (s *Server) runOptions(cfg *config.Config) run.Options {
 }
 
 // transport is go-containerregistry's default transport (TLS verification off for an insecure
-// target, as the target itself would do), counted.
+// target's own host only, as the target itself would do), counted.
 func (s *Server) transport(cfg *config.Config) http.RoundTripper {
-	base := remote.DefaultTransport.(*http.Transport).Clone()
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	var base http.RoundTripper = t
 	if cfg.Target.Insecure {
-		base.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the config asks for it
+		host, _, _ := strings.Cut(cfg.Target.Registry, "/")
+		base = tlsscope.Insecure(t, host)
 	}
 	return countingTransport{next: base, m: s.m}
 }

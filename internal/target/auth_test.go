@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -449,6 +450,48 @@ func TestInsecure(t *testing.T) {
 		"GET /v2/mirror/app/manifests/"+d.String())
 	if got := plain.take(); !slices.Equal(got, want) {
 		t.Errorf("insecure plain HTTP: requests %q\nwant                                %q", got, want)
+	}
+}
+
+// An insecure target skips TLS verification for its own host only: a token realm on another
+// TLS host with a self-signed certificate is refused, so no credential goes to it.
+func TestInsecureIsTheRegistryHostOnly(t *testing.T) {
+	h := registry.New(registry.Logger(nilLogger()))
+	open := serverHost(t, h)
+	testenv.PushIndex(t, open+"/mirror/app:1.2.0", amd64, arm64)
+	var realmHit atomic.Bool
+	realm := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		realmHit.Store(true)
+		_, _ = io.WriteString(w, `{"token":"t0ken"}`)
+	}))
+	realm.Config.ErrorLog = nilLogger() // the refused handshake is expected
+	realm.StartTLS()
+	t.Cleanup(realm.Close)
+	reg := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t0ken" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="https://realm.test/token",service="reg"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	reg.Config.ErrorLog = nilLogger()
+	reg.StartTLS()
+	t.Cleanup(reg.Close)
+
+	// public names, dialled to the test servers
+	addrs := map[string]string{"registry.test:443": reg.Listener.Addr().String(), "realm.test:443": realm.Listener.Addr().String()}
+	rt := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addrs[addr])
+	}}
+	tgt, err := target.New(config.Target{Registry: "registry.test/mirror", Insecure: true},
+		target.WithTransport(rt), target.WithKeychain(staticKeychain{user, pass}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tgt.Inspect(t.Context(), "app", "1.2.0")
+	if err == nil || !strings.Contains(err.Error(), "certificate") || realmHit.Load() {
+		t.Errorf("err = %v (realm asked: %v), want a certificate error from the realm", err, realmHit.Load())
 	}
 }
 

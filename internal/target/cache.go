@@ -58,11 +58,13 @@ func (s *store) write(d v1.Hash, b []byte) error {
 	if err := verify(d, b); err != nil {
 		return err
 	}
+	// private to the user, like the rest of the cache: what a private registry holds is
+	// nobody else's to read
 	p := s.path(d)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(p, b, 0o644)
+	return atomicfile.WriteFile(p, b, 0o600)
 }
 
 // verify checks that b is the content of d.

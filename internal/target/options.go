@@ -1,12 +1,12 @@
 package target
 
 import (
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -16,6 +16,7 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/hostlimit"
 	"github.com/archmirror/archmirror/internal/retry"
+	"github.com/archmirror/archmirror/internal/tlsscope"
 )
 
 // Option configures New.
@@ -28,6 +29,8 @@ type options struct {
 	logger    *slog.Logger
 	retry     retry.Policy
 	limit     *hostlimit.Limit
+	header    time.Duration
+	request   time.Duration
 }
 
 // DefaultHostConcurrency is how many requests one process has in flight to one registry host,
@@ -45,10 +48,20 @@ func WithHostLimit(l *hostlimit.Limit) Option { return func(o *options) { o.limi
 
 // WithTransport sends every registry request through rt, the ping and token exchanges
 // included; wrap it to count requests or add rate limits. The target's retries (WithRetry) sit
-// above rt, so rt sees every attempt. When the target is insecure and rt is an *http.Transport, a clone with TLS
-// verification off is used; any other RoundTripper is used as given and decides TLS itself.
+// above rt, so rt sees every attempt. When the target is insecure and rt is an *http.Transport,
+// clones of it are used, with TLS verification off for the registry's host only (see
+// tlsscope); any other RoundTripper is used as given and decides TLS itself.
 // The default is go-containerregistry's remote.DefaultTransport.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
+
+// WithTimeouts bounds every registry request, whatever the transport: its answer's headers
+// must come within header, and it must be done (its body read) within request. A blob's body
+// (a layer up or down) is not bounded as a whole: it fails when no byte moved for header. The
+// error names the host ("registry 127.0.0.1:5000: no answer within 30s"). Zero is the
+// default: config.DefaultHeaderTimeout and config.DefaultRequestTimeout.
+func WithTimeouts(header, request time.Duration) Option {
+	return func(o *options) { o.header, o.request = header, request }
+}
 
 // WithCacheDir keeps manifests and image configs, named by digest, under dir/blobs/<alg>/<hex>.
 // With it, inspecting an unchanged tag again costs one HEAD request, even in a new run (whose
@@ -72,6 +85,12 @@ func New(cfg config.Target, opts ...Option) (Target, error) {
 	o := options{keychain: authn.DefaultKeychain, logger: slog.Default(), limit: defaultHostLimit}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.header <= 0 {
+		o.header = config.DefaultHeaderTimeout
+	}
+	if o.request <= 0 {
+		o.request = config.DefaultRequestTimeout
 	}
 	if dir, ok := cfg.Layout(); ok {
 		if dir == "" {
@@ -118,7 +137,9 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 		prefix += "/" + path
 	}
 
-	base := o.retry.Transport(o.limit.Transport(baseTransport(o.transport, cfg.Insecure)))
+	// Each attempt has its own deadlines, and a wait for a host's slot is not counted in them.
+	base := o.retry.Transport(o.limit.Transport(deadlines{header: o.header, request: o.request,
+		next: baseTransport(o.transport, cfg.Insecure, reg.RegistryStr())}))
 	if !cfg.Insecure && !isLoopback(host) {
 		base = httpsOnly{host: reg.RegistryStr(), next: base}
 	}
@@ -155,8 +176,9 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 	return r, nil
 }
 
-// baseTransport is rt, or the default, with TLS verification off for an insecure target only.
-func baseTransport(rt http.RoundTripper, insecure bool) http.RoundTripper {
+// baseTransport is rt, or the default, with TLS verification off for an insecure target's own
+// host only: its token realm and blob redirects are still verified.
+func baseTransport(rt http.RoundTripper, insecure bool, host string) http.RoundTripper {
 	if rt == nil {
 		rt = remote.DefaultTransport
 	}
@@ -164,12 +186,7 @@ func baseTransport(rt http.RoundTripper, insecure bool) http.RoundTripper {
 	if !insecure || !ok {
 		return rt
 	}
-	t = t.Clone()
-	if t.TLSClientConfig == nil {
-		t.TLSClientConfig = &tls.Config{}
-	}
-	t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // the config asks for it, for this registry only
-	return t
+	return tlsscope.Insecure(t, host)
 }
 
 // hostRE is host[:port] for a DNS name, IPv4 address or [IPv6] address.

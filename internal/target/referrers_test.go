@@ -758,7 +758,7 @@ func TestReferrersAPIAnswers(t *testing.T) {
 		}, want: []v1.Descriptor{entry(1), entry(2)}, asks: 4},
 		{name: "API, next page elsewhere", answer: func(w http.ResponseWriter, _ *http.Request) {
 			index(w, `<https://elsewhere.example/v2/x>; rel="next"`, entry(1))
-		}, asks: 2, err: "next page on another host (elsewhere.example)"},
+		}, asks: 2, err: "next page on another host (\"elsewhere.example\")"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			host := serverHost(t, apiRoot(func(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/archmirror/archmirror/internal/retry"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // registry is a Target under a registry namespace: repo "app" is <namespace>/app.
@@ -277,7 +278,7 @@ func (e *statusError) Error() string {
 		if d.Message != "" {
 			s += ": " + d.Message
 		}
-		parts = append(parts, clip(s, 200))
+		parts = append(parts, untrusted.Line(s, 200)) // the registry's text
 	}
 	if len(parts) > 0 {
 		msg += " (" + strings.Join(parts, "; ") + ")"
@@ -286,20 +287,6 @@ func (e *statusError) Error() string {
 }
 
 func (e *statusError) Unwrap() error { return e.err }
-
-// clip shortens an untrusted string and keeps it printable.
-func clip(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
-}
 
 // httpsOnly refuses plain HTTP to the registry host. go-containerregistry falls back to http
 // for loopback, RFC 1918 and *.localhost hosts; a strict target allows that on a loopback

@@ -66,6 +66,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/archmirror/archmirror/internal/retry"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // What the target knows of the registry's referrers API.
@@ -311,7 +312,7 @@ func (r *registry) referrersPage(ctx context.Context, rt http.RoundTripper, repo
 		if err := transport.CheckError(resp, http.StatusOK); err != nil {
 			return nil, nil, apiUnknown, r.explain(err, repo)
 		}
-		return nil, nil, apiUnknown, fmt.Errorf("referrers API: answered %q, not an OCI image index", clip(resp.Header.Get("Content-Type"), 100))
+		return nil, nil, apiUnknown, fmt.Errorf("referrers API: answered %s, not an OCI image index", untrusted.Quote(resp.Header.Get("Content-Type"), 100))
 	}
 	b, err := readLimited(resp.Body, maxManifestSize)
 	if err != nil {
@@ -343,7 +344,7 @@ func nextPage(resp *http.Response) (*url.URL, error) {
 				return nil, fmt.Errorf("Link header: %w", err)
 			}
 			if u.Host != resp.Request.URL.Host {
-				return nil, fmt.Errorf("Link header: next page on another host (%s)", clip(u.Host, 100))
+				return nil, fmt.Errorf("Link header: next page on another host (%s)", untrusted.Quote(u.Host, 100))
 			}
 			return u, nil
 		}
@@ -394,7 +395,7 @@ func (r *registry) fallbackIndex(ctx context.Context, repo name.Repository, tag 
 	case len(got.Manifest) > maxManifestSize:
 		return nil, fmt.Errorf("GET: larger than %d bytes", maxManifestSize)
 	case got.MediaType != types.OCIImageIndex:
-		return nil, fmt.Errorf("it is a %s, not an OCI image index", clip(string(got.MediaType), 100))
+		return nil, fmt.Errorf("it is a %s, not an OCI image index", untrusted.Quote(string(got.MediaType), 100))
 	}
 	return got.Manifest, nil
 }

@@ -473,7 +473,7 @@ func TestInspectManifestError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = tgt.Inspect(t.Context(), "app", "1.2.0")
-	want := "inspect " + host + "/mirror/app:1.2.0: manifest " + digest + ": GET: 500 Internal Server Error (UNKNOWN: storage broke)"
+	want := "inspect " + host + "/mirror/app:1.2.0: manifest " + digest + ": GET: 500 Internal Server Error (UNKNOWN: storage\\nbroke)"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant  %s", err, want)
 	}

@@ -360,15 +360,16 @@ const Redacted = "[redacted]"
 var secretNames = []string{"TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL", "AUTH", "PRIVATE"}
 
 var (
-	// scheme://user:password@ anywhere in a value.
-	urlPasswordRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^/@\s:]*):[^/@\s]*@`)
+	// scheme://userinfo@ anywhere in a value: a user name alone may be a token
+	// ("https://TOKEN@host/"), so the user and the password both go.
+	urlUserinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@\s]*@`)
 	// Well-known token formats: GitHub (classic and fine-grained) and GitLab personal/project tokens.
 	tokenRE = regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,})`)
 )
 
 // Redact returns a copy of build args safe to record: a value whose name looks secret (contains
 // TOKEN, PASSWORD, PASSWD, SECRET, KEY, CREDENTIAL, AUTH or PRIVATE, any case) becomes
-// "[redacted]"; in other values, URL passwords and GitHub/GitLab tokens are replaced by
+// "[redacted]"; in other values, URL user info and GitHub/GitLab tokens are replaced by
 // "[redacted]" (see RedactValue). An empty value stays empty; a nil map gives nil. A value whose
 // name looks secret is redacted whole, so long key or token blobs in it never survive.
 func Redact(args map[string]string) map[string]string {
@@ -399,9 +400,9 @@ func SecretName(name string) bool {
 	return false
 }
 
-// RedactValue replaces the password of any URL with userinfo ("https://u:[redacted]@host/") and
-// any GitHub or GitLab token in s with "[redacted]".
+// RedactValue replaces the user info of any URL, user and password both, with "[redacted]"
+// ("https://[redacted]@host/"), and any GitHub or GitLab token in s with "[redacted]".
 func RedactValue(s string) string {
-	s = urlPasswordRE.ReplaceAllString(s, "${1}:"+Redacted+"@")
+	s = urlUserinfoRE.ReplaceAllString(s, "${1}"+Redacted+"@")
 	return tokenRE.ReplaceAllString(s, Redacted)
 }

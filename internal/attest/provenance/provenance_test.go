@@ -110,7 +110,7 @@ func TestStatement(t *testing.T) {
 		"predicate.buildDefinition.externalParameters.patches.1":              "replace ^FROM ubuntu:.* with FROM ubuntu:24.04",
 		"predicate.buildDefinition.externalParameters.buildArgs.MM_VERSION":   "10.3.1",
 		"predicate.buildDefinition.externalParameters.buildArgs.GITHUB_TOKEN": "[redacted]",
-		"predicate.buildDefinition.externalParameters.buildArgs.MIRROR":       "https://bob:[redacted]@mirror.example/pkgs",
+		"predicate.buildDefinition.externalParameters.buildArgs.MIRROR":       "https://[redacted]@mirror.example/pkgs",
 		"predicate.buildDefinition.internalParameters.builderEndpoint":        "tcp://buildkit-arm64:1234",
 		"predicate.buildDefinition.internalParameters.archmirrorVersion":      "0.3.0",
 		"predicate.buildDefinition.resolvedDependencies.0.name":               "source",
@@ -177,6 +177,24 @@ func TestStatementMinimal(t *testing.T) {
 	}
 }
 
+// A git context given with a token as its user name: the statement records the source
+// without it, in every place it names the source.
+func TestStatementRedactsSourceUser(t *testing.T) {
+	const token = "0123456789abcdef0123456789abcdef01234567"
+	st, err := Statement("oci:./mirror", imageDigest, Build{App: "a", Version: "1", Platform: "linux/amd64",
+		SourceURL: "https://" + token + "@git.example/a.git", SourceRef: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := JSON(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), token) || !strings.Contains(string(b), "https://[redacted]@git.example/a.git") {
+		t.Errorf("statement:\n%s", b)
+	}
+}
+
 func TestStatementErrors(t *testing.T) {
 	tests := map[string]func(*Build){
 		"no app":             func(b *Build) { b.App = "" },
@@ -224,13 +242,17 @@ func TestRedact(t *testing.T) {
 		{"AWS_CREDENTIALS", "x", Redacted},
 		{"BASIC_AUTH", "user:pw", Redacted},
 		{"EMPTY_TOKEN", "", ""},
-		{"REPO", "https://bob:hunter2@git.example/repo.git", "https://bob:[redacted]@git.example/repo.git"},
-		{"PIP_OPTS", "--index-url https://u:p%40ss@pypi.example/simple --trusted-host x", "--index-url https://u:[redacted]@pypi.example/simple --trusted-host x"},
+		{"REPO", "https://bob:hunter2@git.example/repo.git", "https://[redacted]@git.example/repo.git"},
+		{"PIP_OPTS", "--index-url https://u:p%40ss@pypi.example/simple --trusted-host x", "--index-url https://[redacted]@pypi.example/simple --trusted-host x"},
 		{"REPO2", "https://" + ghp + "@github.com/a/b", "https://[redacted]@github.com/a/b"},
-		{"CLONE", "https://oauth2:" + glpat + "@gitlab.com/g/p.git", "https://oauth2:[redacted]@gitlab.com/g/p.git"},
+		{"CLONE", "https://oauth2:" + glpat + "@gitlab.com/g/p.git", "https://[redacted]@gitlab.com/g/p.git"},
 		{"HEADER", "Bearer " + glpat, "Bearer [redacted]"},
 		{"PORT_URL", "https://host:8443/path@v1", "https://host:8443/path@v1"},
-		{"SSH", "ssh://git@github.com/a/b.git", "ssh://git@github.com/a/b.git"},
+		{"SSH", "ssh://git@github.com/a/b.git", "ssh://[redacted]@github.com/a/b.git"},
+		// a token of no known format as the user name
+		{"CONTEXT_URL", "https://0123456789abcdef0123456789abcdef01234567@git.example/r.git#v1", "https://[redacted]@git.example/r.git#v1"},
+		{"USER_IN_TEXT", "clone git+https://deploy-k3y@git.example/r and more", "clone git+https://[redacted]@git.example/r and more"},
+		{"AT_IN_QUERY", "https://host/path?u=a@b", "https://host/path?u=a@b"},
 		{"DIGEST", "sha256:" + strings.Repeat("f", 64), "sha256:" + strings.Repeat("f", 64)},
 	}
 	in := map[string]string{}
@@ -321,7 +343,7 @@ func TestIndexStatement(t *testing.T) {
 		"predicate.buildDefinition.buildType":                                   IndexBuildType,
 		"predicate.buildDefinition.externalParameters.platforms.1":              "linux/arm64",
 		"predicate.buildDefinition.externalParameters.version":                  "10.3.1",
-		"predicate.buildDefinition.externalParameters.buildArgs.MIRROR":         "https://bob:[redacted]@mirror.example/pkgs",
+		"predicate.buildDefinition.externalParameters.buildArgs.MIRROR":         "https://[redacted]@mirror.example/pkgs",
 		"predicate.buildDefinition.resolvedDependencies.0.name":                 "source",
 		"predicate.buildDefinition.resolvedDependencies.1.uri":                  "ghcr.io/acme/mirror/mattermost-server@" + amd.String(),
 		"predicate.buildDefinition.resolvedDependencies.2.digest.sha256":        arm.Hex,
