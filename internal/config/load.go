@@ -510,7 +510,7 @@ func (c *checker) source(n *yaml.Node, path string, s *Source) {
 		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil:
 			c.at(nodeOr(n, "api"), path+".api", "want an http(s) URL without credentials, e.g. https://ghe.example/api/v3")
 		case s.Token.IsSet() && u.Scheme == "http" && !IsLoopback(u.Host):
-			c.at(nodeOr(n, "api"), path+".api", "plain http:// to %s would send the token in clear: use https:// (a token goes over plain HTTP to a loopback address only)", truncate(u.Host, 80))
+			c.at(nodeOr(n, "api"), path+".api", "plain http:// to %s would send the token in clear: use https:// (a token goes over plain HTTP to a loopback address only)", untrusted.Quote(u.Host, 80))
 		}
 	}
 	if (s.Token.IsSet() || s.Token.None) && s.Kind() != "github" && s.Kind() != "gitlab" {

@@ -105,7 +105,7 @@ func sameHostRedirect(req *http.Request, via []*http.Request) error {
 		return nil
 	}
 	if from := via[0].URL.Host; !strings.EqualFold(req.URL.Host, from) {
-		return fmt.Errorf("redirect from %s to %s refused: an API answer must come from the host asked", from, quoteUntrusted(req.URL.Host, 100))
+		return fmt.Errorf("redirect from %s to %s refused: an API answer must come from the host asked", from, untrusted.Quote(req.URL.Host, 100))
 	}
 	return nil
 }
