@@ -12,6 +12,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/testenv"
@@ -35,7 +36,7 @@ func benchAttest(b *testing.B, opts ...testenv.WorldOption) {
 	w := testenv.NewWorld(b, opts...)
 	signer := benchSigner(b)
 	attestAll := func() run.AttestReport {
-		cfg, err := config.Load(w.ConfigPath)
+		cfg, err := config.Load(w.ConfigPath, discover.SourceKinds())
 		if err != nil {
 			b.Fatal(err)
 		}

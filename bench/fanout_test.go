@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/target"
 	"github.com/archmirror/archmirror/internal/testenv"
@@ -33,7 +34,7 @@ func BenchmarkBuilders(b *testing.B) {
 		{"node-per-platform", `builders: {linux/amd64: ` + strconv.Quote(w.BuildKit) + `, linux/arm64: ` + strconv.Quote(second) + `}`},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
-			cfg, err := config.Parse(w.ConfigPath, []byte(strings.Replace(string(text), `builders: {default: `+strconv.Quote(w.BuildKit)+`}`, mode.builders, 1)))
+			cfg, err := config.Parse(w.ConfigPath, []byte(strings.Replace(string(text), `builders: {default: `+strconv.Quote(w.BuildKit)+`}`, mode.builders, 1)), discover.SourceKinds())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -60,7 +61,7 @@ func BenchmarkBuilders(b *testing.B) {
 func BenchmarkRecordOverhead(b *testing.B) {
 	w := testenv.NewWorld(b)
 	n := 0
-	base, err := config.Load(w.ConfigPath)
+	base, err := config.Load(w.ConfigPath, discover.SourceKinds())
 	if err != nil {
 		b.Fatal(err)
 	}

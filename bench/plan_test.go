@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/run"
@@ -66,7 +67,7 @@ func world(b *testing.B) (cfgText func(cacheDir string) []byte, up *fakeupstream
 }
 
 func plan(b *testing.B, cfgText []byte, reg *testenv.Counter) {
-	cfg, err := config.Parse("bench.yaml", cfgText)
+	cfg, err := config.Parse("bench.yaml", cfgText, discover.SourceKinds())
 	if err != nil {
 		b.Fatal(err)
 	}

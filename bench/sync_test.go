@@ -13,6 +13,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/platform"
@@ -22,7 +23,7 @@ import (
 
 func sync1(b *testing.B, path string, apps ...string) run.Report {
 	b.Helper()
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(path, discover.SourceKinds())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func imageBytes(b *testing.B, ref string) int64 {
 // buildkitd (nothing cached locally), without and with the registry build cache.
 func BenchmarkBuildVersion(b *testing.B) {
 	w := testenv.NewWorld(b)
-	cfg, err := config.Load(w.ConfigPath)
+	cfg, err := config.Load(w.ConfigPath, discover.SourceKinds())
 	if err != nil {
 		b.Fatal(err)
 	}

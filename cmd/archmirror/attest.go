@@ -13,6 +13,7 @@ import (
 	"github.com/archmirror/archmirror/internal/attest"
 	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/report"
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/target"
@@ -210,7 +211,7 @@ func (g *globals) configPlatforms(cmd *cobra.Command, repo string) []string {
 			return def
 		}
 	}
-	cfg, err := config.Load(g.config)
+	cfg, err := config.Load(g.config, discover.SourceKinds())
 	if err != nil {
 		return def
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 )
 
 // version is set at build time: -ldflags "-X main.version=v0.1.0".
@@ -119,7 +120,7 @@ func (g *globals) logger(level slog.Level) *slog.Logger {
 
 // loadConfig reads the config and narrows it to --app; problems are usage errors (exit 2).
 func (g *globals) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(g.config)
+	cfg, err := config.Load(g.config, discover.SourceKinds())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, usage(fmt.Errorf("%w (pass -c FILE; examples/mirror.yaml is a starting point)", err))

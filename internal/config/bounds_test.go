@@ -103,7 +103,7 @@ func TestHostileConfig(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			_, err := Parse("c.yaml", []byte(tt.yaml))
+			_, err := Parse("c.yaml", []byte(tt.yaml), noKinds{})
 			runtime.ReadMemStats(&after)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %.500v\nwant it to contain %q", err, tt.want)
@@ -129,7 +129,7 @@ func TestHostileConfigFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(base+"# "+strings.Repeat("lol ", MaxFileSize/4)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(path); err == nil || err.Error() != fmt.Sprintf("config %s: larger than %d bytes", path, MaxFileSize) {
+	if _, err := Load(path, noKinds{}); err == nil || err.Error() != fmt.Sprintf("config %s: larger than %d bytes", path, MaxFileSize) {
 		t.Fatalf("err = %.200v", err)
 	}
 }
@@ -148,7 +148,8 @@ apps:
     platforms: *plats
     components:
       other: {context: ./ctx, args: *args}
-`))
+`), noKinds{})
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,11 @@
-package config
+package config_test
 
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 )
 
 // Every config we ship must load.
@@ -12,7 +15,7 @@ func TestExamplesLoad(t *testing.T) {
 		t.Fatalf("no examples found: %v", err)
 	}
 	for _, f := range files {
-		if _, err := Load(f); err != nil {
+		if _, err := config.Load(f, discover.SourceKinds()); err != nil {
 			t.Errorf("%v", err)
 		}
 	}

@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 			}
 		})
 		defer timer.Stop()
-		cfg, err := Parse("f.yaml", data)
+		cfg, err := Parse("f.yaml", data, noKinds{})
 		close(done)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "f.yaml") {

@@ -33,7 +33,6 @@ var (
 	component = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`) // an OCI repository path component
 	argName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	ghRepo    = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	glProject = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$`)
 	hostname  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`)
 )
@@ -47,8 +46,9 @@ var DefaultRunners = map[string]string{"linux/amd64": "ubuntu-24.04", "linux/arm
 // builderSchemes are the BuildKit address schemes the BuildKit client dials.
 var builderSchemes = map[string]bool{"unix": true, "tcp": true, "docker-container": true, "kube-pod": true, "podman-container": true, "ssh": true, "npipe": true}
 
-// Load reads and validates the config file at path.
-func Load(path string) (*Config, error) {
+// Load reads and validates the config file at path; kinds checks its sources
+// (discover.SourceKinds()).
+func Load(path string, kinds SourceKinds) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -61,7 +61,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("config %s: larger than %d bytes", path, MaxFileSize)
 	}
-	return Parse(path, data)
+	return Parse(path, data, kinds)
 }
 
 // Error is every problem found in one config file.
@@ -116,7 +116,10 @@ type rawApp struct {
 }
 
 // checker collects every problem instead of stopping at the first.
-type checker struct{ errs []error }
+type checker struct {
+	kinds SourceKinds
+	errs  []error
+}
 
 func (c *checker) add(errs ...error) { c.errs = append(c.errs, errs...) }
 
@@ -128,9 +131,10 @@ func (c *checker) at(n *yaml.Node, field, format string, a ...any) {
 	c.add(&FieldError{Line: line, Field: field, Msg: fmt.Sprintf(format, a...)})
 }
 
-// Parse validates data as the config file named file (used in messages).
-func Parse(file string, data []byte) (*Config, error) {
-	c := &checker{}
+// Parse validates data as the config file named file (used in messages); kinds checks its
+// sources (discover.SourceKinds()).
+func Parse(file string, data []byte, kinds SourceKinds) (*Config, error) {
+	c := &checker{kinds: kinds}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -467,42 +471,12 @@ func (c *checker) apps(n *yaml.Node, cfg *Config) []*App {
 }
 
 func (c *checker) source(n *yaml.Node, path string, s *Source) {
-	kinds := 0
-	for _, set := range []bool{s.GitHub != "", s.GitLab != "", s.Git != "", s.Registry != ""} {
-		if set {
-			kinds++
+	for _, fe := range c.kinds.CheckSource(s) {
+		if fe.Field == "" {
+			c.at(n, path, "%s", fe.Msg)
+			continue
 		}
-	}
-	if kinds != 1 {
-		c.at(n, path, "needs exactly one of github: owner/repo, gitlab: group/project, git: URL, registry: image")
-		return
-	}
-	switch s.Kind() {
-	case "github":
-		if !ghRepo.MatchString(s.GitHub) {
-			c.at(nodeOr(n, "github"), path+".github", "%s: want owner/repo", untrusted.Quote(s.GitHub, 80))
-		}
-		if s.Host != "" {
-			c.at(nodeOr(n, "host"), path+".host", "host is for gitlab; GitHub Enterprise takes api: https://ghe.example/api/v3")
-		}
-	case "gitlab":
-		if !glProject.MatchString(s.GitLab) || strings.Contains(s.GitLab, "..") {
-			c.at(nodeOr(n, "gitlab"), path+".gitlab", "%s: want group/project (subgroups allowed)", untrusted.Quote(s.GitLab, 80))
-		}
-		if s.Host == "" {
-			s.Host = "gitlab.com"
-		}
-		if !hostname.MatchString(s.Host) {
-			c.at(nodeOr(n, "host"), path+".host", "%s is not a host name", untrusted.Quote(s.Host, 80))
-		}
-	case "git":
-		if strings.HasPrefix(s.Git, "-") {
-			c.at(nodeOr(n, "git"), path+".git", "a git URL or path cannot start with '-'")
-		}
-	case "registry":
-		if _, err := name.NewRepository(s.Registry); err != nil {
-			c.at(nodeOr(n, "registry"), path+".registry", "%s is not an image repository: %v", untrusted.Quote(s.Registry, 80), err)
-		}
+		c.at(nodeOr(n, fe.Field), path+"."+fe.Field, "%s", fe.Msg)
 	}
 	if s.API != "" {
 		u, err := url.Parse(s.API)
@@ -512,12 +486,6 @@ func (c *checker) source(n *yaml.Node, path string, s *Source) {
 		case s.Token.IsSet() && u.Scheme == "http" && !IsLoopback(u.Host):
 			c.at(nodeOr(n, "api"), path+".api", "plain http:// to %s would send the token in clear: use https:// (a token goes over plain HTTP to a loopback address only)", untrusted.Quote(u.Host, 80))
 		}
-	}
-	if (s.Token.IsSet() || s.Token.None) && s.Kind() != "github" && s.Kind() != "gitlab" {
-		c.at(nodeOr(n, "token"), path+".token", "token is for github and gitlab sources (a registry's credentials come from the Docker config, a git remote's from git)")
-	}
-	if s.Insecure && s.Kind() != "registry" {
-		c.at(nodeOr(n, "insecure"), path+".insecure", "insecure is for registry sources")
 	}
 	if s.MaxPages == 0 {
 		s.MaxPages = 10

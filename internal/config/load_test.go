@@ -10,7 +10,7 @@ import (
 )
 
 func TestLoadDesignExample(t *testing.T) {
-	cfg, err := Load("testdata/design.yaml")
+	cfg, err := Load("testdata/design.yaml", noKinds{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +102,6 @@ func TestLoadErrors(t *testing.T) {
 		{"wrong kind", "versions: {max: ten}\n" + base, []string{"c.yaml:1: versions.max: want a whole number, got \"ten\""}},
 		{"bad order", "versions: {order: newest}\n" + base, []string{"versions.order: \"newest\": want published"}},
 		{"bad constraint", "versions: {constraint: '>= x.y'}\n" + base, []string{"versions.constraint: bad semver constraint"}},
-		{"no source", strings.Replace(base, "{github: acme/app}", "{}", 1), []string{"apps.app.source: needs exactly one of"}},
-		{"two sources", strings.Replace(base, "{github: acme/app}", "{github: acme/app, git: ./x}", 1), []string{"apps.app.source: needs exactly one of"}},
-		{"bad github repo", strings.Replace(base, "{github: acme/app}", "{github: 'acme'}", 1), []string{"apps.app.source.github: \"acme\": want owner/repo"}},
 		{"no target", strings.Replace(base, "target: {registry: oci:./mirror}", "target: {}", 1), []string{"c.yaml:1: target.registry: required"}},
 		{"target with scheme", strings.Replace(base, "oci:./mirror", "https://ghcr.io/acme", 1), []string{"target.registry: \"https://ghcr.io/acme\": write the registry without a scheme"}},
 		{"no apps", "target: {registry: oci:./m}\n", []string{"apps: required"}},
@@ -133,7 +130,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("c.yaml", []byte(tt.yaml))
+			_, err := Parse("c.yaml", []byte(tt.yaml), noKinds{})
 			if err == nil {
 				t.Fatalf("no error for:\n%s", tt.yaml)
 			}
@@ -155,7 +152,7 @@ func TestLoadErrors(t *testing.T) {
 
 func TestLoadReportsEveryError(t *testing.T) {
 	y := "platforms: [linux/x]\nschedule: nope\n" + strings.Replace(base, "{github: acme/app}", "{github: acme/app, include: '('}", 1)
-	_, err := Parse("c.yaml", []byte(y))
+	_, err := Parse("c.yaml", []byte(y), noKinds{})
 	var ce *Error
 	if !errors.As(err, &ce) || len(ce.Errors) != 3 {
 		t.Fatalf("want 3 errors, got %v", err)
@@ -170,7 +167,8 @@ func TestSecret(t *testing.T) {
 	}
 	t.Setenv("AM_TEST_TOKEN", "from-env")
 	cfg, err := Parse("c.yaml", []byte("target: {registry: r.example/ns, username: u, password: env://AM_TEST_TOKEN}\n"+
-		"sign: {key: file://"+path+"}\n"+strings.TrimPrefix(base, "target: {registry: oci:./mirror}\n")))
+		"sign: {key: file://"+path+"}\n"+strings.TrimPrefix(base, "target: {registry: oci:./mirror}\n")), noKinds{})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +189,7 @@ func TestSecret(t *testing.T) {
 
 func TestSignOff(t *testing.T) {
 	for _, v := range []string{"off", "false"} {
-		cfg, err := Parse("c.yaml", []byte("sign: "+v+"\n"+base))
+		cfg, err := Parse("c.yaml", []byte("sign: "+v+"\n"+base), noKinds{})
 		if err != nil || !cfg.Sign.Off {
 			t.Errorf("sign: %s → %+v, %v", v, cfg.Sign, err)
 		}
@@ -203,7 +201,8 @@ func TestBuilders(t *testing.T) {
   default: unix:///run/buildkit/buildkitd.sock
   linux/arm64: [tcp://arm-1:1234, {addr: "tcp://arm-2:1234", max: 3}]
 emulation: false
-`+base))
+`+base), noKinds{})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,13 +213,13 @@ emulation: false
 	if !reflect.DeepEqual(cfg.Builders, want) || cfg.Emulation {
 		t.Fatalf("builders %+v, emulation %v", cfg.Builders, cfg.Emulation)
 	}
-	if cfg, err := Parse("c.yaml", []byte(base)); err != nil || !cfg.Emulation {
+	if cfg, err := Parse("c.yaml", []byte(base), noKinds{}); err != nil || !cfg.Emulation {
 		t.Fatalf("emulation defaults to true: %v, %v", cfg.Emulation, err)
 	}
 }
 
 func TestSignKeyless(t *testing.T) {
-	cfg, err := Parse("c.yaml", []byte("sign: {keyless: true, fulcio: 'https://fulcio.example', rekor: 'off', identity_token: env://TOK}\n"+base))
+	cfg, err := Parse("c.yaml", []byte("sign: {keyless: true, fulcio: 'https://fulcio.example', rekor: 'off', identity_token: env://TOK}\n"+base), noKinds{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +230,7 @@ func TestSignKeyless(t *testing.T) {
 
 func TestAppOverrides(t *testing.T) {
 	y := strings.Replace(base, "    components:", "    versions: {max: 3, order: semver}\n    platforms: [linux/arm64]\n    components:", 1)
-	cfg, err := Parse("c.yaml", []byte(y))
+	cfg, err := Parse("c.yaml", []byte(y), noKinds{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +250,7 @@ func TestTemplateLimits(t *testing.T) {
 		{`{{define "x"}}a{{end}}{{template "x"}}`, "not supported"},
 		{`{{printf "%070000d" 1}}`, "renders more than 65536 bytes"},
 	} {
-		_, err := Parse("c.yaml", []byte(strings.Replace(base, "{context: ./ctx}", "{context: '"+tt.text+"'}", 1)))
+		_, err := Parse("c.yaml", []byte(strings.Replace(base, "{context: ./ctx}", "{context: '"+tt.text+"'}", 1)), noKinds{})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.text, err, tt.want)
 		}
@@ -266,7 +265,7 @@ func TestTemplateLimits(t *testing.T) {
 }
 
 func TestWith(t *testing.T) {
-	cfg, err := Parse("c.yaml", []byte(strings.Replace(base, "apps:", "apps:\n  other:\n    source: {github: acme/other}\n    components:\n      other: {context: ./ctx}", 1)))
+	cfg, err := Parse("c.yaml", []byte(strings.Replace(base, "apps:", "apps:\n  other:\n    source: {github: acme/other}\n    components:\n      other: {context: ./ctx}", 1)), noKinds{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,12 +29,10 @@ func TestSourceToken(t *testing.T) {
 			"c.yaml:4: apps.app.source.api: plain http:// to \"10.0.0.5\""},
 		{"inline token", "{github: acme/app, token: ghp_hunter2}", Token{}, "c.yaml:4: apps.app.source.token: want env://NAME, file:///path or none"},
 		{"NONE is not none", "{github: acme/app, token: NONE}", Token{}, "apps.app.source.token: want env://NAME, file:///path or none"},
-		{"token on a registry source", "{registry: docker.io/library/nginx, token: none}", Token{}, "apps.app.source.token: token is for github and gitlab sources"},
-		{"token on a git source", "{git: 'https://example.org/x.git', token: env://T}", Token{}, "apps.app.source.token: token is for github and gitlab sources"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse("c.yaml", []byte(src(tt.source)))
+			cfg, err := Parse("c.yaml", []byte(src(tt.source)), noKinds{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v\nwant %q", err, tt.wantErr)
@@ -57,18 +55,14 @@ func TestSourceToken(t *testing.T) {
 	}
 }
 
-// TestSourceInsecure: insecure: true is a registry source's, and no other's.
+// TestSourceInsecure: insecure: true is kept (which kinds take it: TestSourceKinds).
 func TestSourceInsecure(t *testing.T) {
-	cfg, err := Parse("c.yaml", []byte(strings.Replace(base, "{github: acme/app}", "{registry: '10.0.0.5:5000/acme/app', insecure: true}", 1)))
+	cfg, err := Parse("c.yaml", []byte(strings.Replace(base, "{github: acme/app}", "{registry: '10.0.0.5:5000/acme/app', insecure: true}", 1)), noKinds{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !cfg.Apps[0].Source.Insecure {
 		t.Error("insecure not set")
-	}
-	_, err = Parse("c.yaml", []byte(strings.Replace(base, "{github: acme/app}", "{github: acme/app, insecure: true}", 1)))
-	if err == nil || !strings.Contains(err.Error(), "c.yaml:4: apps.app.source.insecure: insecure is for registry sources") {
-		t.Errorf("err = %v", err)
 	}
 }
 

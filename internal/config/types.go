@@ -124,7 +124,9 @@ type App struct {
 	Line int `yaml:"-"` // where the app starts in the file, for messages
 }
 
-// Source is where an app's versions come from. Exactly one of GitHub, GitLab, Git, Registry.
+// Source is where an app's versions come from. Exactly one kind's key is set (GitHub, GitLab,
+// Git, Registry): the kinds are discover's table (discover.SourceKinds), which the loader
+// checks sources with. A new kind adds its key here, and nothing else in config.
 type Source struct {
 	GitHub   string `yaml:"github"`   // owner/repo
 	GitLab   string `yaml:"gitlab"`   // group/subgroup/project
@@ -150,19 +152,12 @@ type Source struct {
 	VersionRE *regexp.Regexp `yaml:"-"`
 }
 
-// Kind returns "github", "gitlab", "git" or "registry".
-func (s Source) Kind() string {
-	switch {
-	case s.GitHub != "":
-		return "github"
-	case s.GitLab != "":
-		return "gitlab"
-	case s.Git != "":
-		return "git"
-	case s.Registry != "":
-		return "registry"
-	}
-	return ""
+// SourceKinds checks what the loader cannot check without knowing the kinds of source:
+// discover.SourceKinds() is the one implementation. CheckSource finds what is wrong with s
+// (a FieldError's Field is a key under source:, "" for the source itself; its Line is left to
+// the loader), and fills the defaults of s's kind.
+type SourceKinds interface {
+	CheckSource(s *Source) []FieldError
 }
 
 // Require is a gate a version must pass: another place must have it too.

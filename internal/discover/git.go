@@ -29,13 +29,16 @@ func NewGit(urlOrPath string, opts ...Option) *Git {
 	return &Git{remote: urlOrPath, name: "git " + redactURL(urlOrPath), header: o.headerTimeout, request: o.requestTimeout}
 }
 
+// validGitRemote reports whether remote can be given to git ls-remote: set, and not an option.
+func validGitRemote(remote string) bool { return remote != "" && !strings.HasPrefix(remote, "-") }
+
 // String is "git URL", without credentials.
 func (g *Git) String() string { return g.name }
 
 // Releases runs `git ls-remote --tags --refs -- URL`. No prompts: a remote that needs
 // credentials git does not already have fails instead of waiting for a terminal.
 func (g *Git) Releases(ctx context.Context) ([]Release, error) {
-	if g.remote == "" || strings.HasPrefix(g.remote, "-") {
+	if !validGitRemote(g.remote) {
 		return nil, fmt.Errorf("%s: want a URL or path that does not start with '-'", g.name)
 	}
 	cause := fmt.Errorf("%s: ls-remote: no answer within %s", g.name, g.request)

@@ -19,6 +19,11 @@ const DefaultGitHubAPI = "https://api.github.com"
 
 var ghRepoRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}$`)
 
+// validGitHubRepo reports whether repo is an owner/repo GitHub could have.
+func validGitHubRepo(repo string) bool {
+	return ghRepoRE.MatchString(repo) && !strings.Contains(repo, "..")
+}
+
 // GitHub lists a repository's releases through the GitHub REST API.
 type GitHub struct {
 	repo     string
@@ -39,7 +44,7 @@ func NewGitHub(repo string, opts ...Option) *GitHub {
 		g.api = strings.TrimRight(o.api, "/")
 	}
 	name := "github " + repo
-	if !ghRepoRE.MatchString(repo) || strings.Contains(repo, "..") {
+	if !validGitHubRepo(repo) {
 		name = "github " + untrusted.Quote(repo, 80)
 		g.err = fmt.Errorf("want owner/repo")
 	}

@@ -21,6 +21,11 @@ var (
 	hostRE      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$`)
 )
 
+// validGitLabProject reports whether project is a group/project path (subgroups allowed).
+func validGitLabProject(project string) bool {
+	return glProjectRE.MatchString(project) && strings.Contains(project, "/") && !strings.Contains(project, "..")
+}
+
 // GitLab lists a project's tags through the GitLab REST API (v4), on any host.
 type GitLab struct {
 	host     string
@@ -69,7 +74,7 @@ func gitlabBase(host, project, override string) (string, error) {
 	if !hostRE.MatchString(host) {
 		return "", fmt.Errorf("host: want a host name")
 	}
-	if !glProjectRE.MatchString(project) || strings.Contains(project, "..") {
+	if !validGitLabProject(project) {
 		return "", fmt.Errorf("want group/project")
 	}
 	if override == "" {

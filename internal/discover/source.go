@@ -7,9 +7,14 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 )
 
-// New returns the source a config describes. The config's token (a secret reference) is read
-// here; opts come after the config's own settings and override them.
+// New returns the source a config describes, built by its kind (see SourceKinds). The
+// config's token (a secret reference) is read here; opts come after the config's own settings
+// and override them.
 func New(src config.Source, opts ...Option) (Source, error) {
+	kind, err := SourceKinds().Of(src)
+	if err != nil {
+		return nil, err
+	}
 	var base []Option
 	if src.Token.None {
 		base = append(base, WithToken(""))
@@ -17,33 +22,14 @@ func New(src config.Source, opts ...Option) (Source, error) {
 	if src.Token.Ref != "" {
 		token, err := src.Token.Value()
 		if err != nil {
-			return nil, fmt.Errorf("%s source: token: %w", src.Kind(), err)
+			return nil, fmt.Errorf("%s source: token: %w", kind.Name, err)
 		}
 		base = append(base, WithToken(token))
 	}
 	if src.MaxPages > 0 {
 		base = append(base, WithMaxPages(src.MaxPages))
 	}
-	switch src.Kind() {
-	case "github":
-		if src.API != "" {
-			base = append(base, WithAPI(src.API))
-		}
-		return NewGitHub(src.GitHub, append(base, opts...)...), nil
-	case "gitlab":
-		if src.API != "" {
-			base = append(base, WithBaseURL(src.API)) // scheme://host of a self-hosted GitLab
-		}
-		return NewGitLab(src.Host, src.GitLab, append(base, opts...)...), nil
-	case "git":
-		return NewGit(src.Git, append(base, opts...)...), nil
-	case "registry":
-		if src.Insecure {
-			base = append(base, WithInsecure(true))
-		}
-		return NewRegistry(src.Registry, append(base, opts...)...), nil
-	}
-	return nil, fmt.Errorf("source: needs one of github, gitlab, git, registry")
+	return kind.New(src, append(base, opts...)...), nil
 }
 
 // ForApp discovers app's versions with its own window (app.Versions, as the loader resolves

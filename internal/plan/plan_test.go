@@ -13,7 +13,7 @@ import (
 
 func load(t *testing.T) *config.Config {
 	t.Helper()
-	cfg, err := config.Load("../config/testdata/design.yaml")
+	cfg, err := config.Load("../config/testdata/design.yaml", discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}

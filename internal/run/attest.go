@@ -18,6 +18,7 @@ import (
 	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/plan"
 	"github.com/archmirror/archmirror/internal/platform"
 )
@@ -188,7 +189,7 @@ func (s *syncer) attestVersion(ctx context.Context, app *plan.App, comp *config.
 	v.Build.InvocationID = s.runID
 	v.Mirror = provenance.Mirror{
 		Upstream: provenance.Upstream{
-			Repository: upstreamURL(app.App.Source), Version: ver, Ref: u.version.Tag, Commit: commitOrEmpty(u.version.Commit),
+			Repository: discover.Homepage(app.App.Source), Version: ver, Ref: u.version.Tag, Commit: commitOrEmpty(u.version.Commit),
 		},
 		Platforms:  platforms,
 		Archmirror: provenance.Archmirror{Version: s.o.Version},

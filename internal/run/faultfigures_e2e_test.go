@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/lease"
 	"github.com/archmirror/archmirror/internal/publish"
 	"github.com/archmirror/archmirror/internal/testenv"
@@ -110,7 +111,7 @@ func newFiguresWorld(t *testing.T) *figuresWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(w.ConfigPath, raw)
+	cfg, err := config.Parse(w.ConfigPath, raw, discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func (fw *figuresWorld) trialConfig(t *testing.T, ns string) *config.Config {
 		}
 		s = strings.Replace(s, from, to, 1)
 	}
-	cfg, err := config.Parse(fw.w.ConfigPath, []byte(s))
+	cfg, err := config.Parse(fw.w.ConfigPath, []byte(s), discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}

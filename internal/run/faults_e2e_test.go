@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/publish"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
@@ -112,7 +113,7 @@ func behindProxy(t *testing.T, w *testenv.World, faults testenv.Faults) (*testen
 	}
 	s := strings.Replace(string(text), "registry: "+strconv.Quote(w.Namespace), "registry: "+strconv.Quote(fp.Addr+"/mirror"), 1)
 	s = strings.Replace(s, strconv.Quote(w.BuildKit), strconv.Quote(bk), 1)
-	cfg, err := config.Parse(w.ConfigPath, []byte(s))
+	cfg, err := config.Parse(w.ConfigPath, []byte(s), discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/publish"
@@ -154,7 +155,7 @@ func TestSyncHostileUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(w.ConfigPath, text)
+	cfg, err := config.Parse(w.ConfigPath, text, discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestSyncHostileUpstream(t *testing.T) {
 	if err := os.WriteFile(w.ConfigPath, text, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if cfg, err = config.Load(w.ConfigPath); err != nil {
+	if cfg, err = config.Load(w.ConfigPath, discover.SourceKinds()); err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	if err := cfg.Select("hello", "hostile"); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
 
@@ -29,7 +30,7 @@ func withBuilders(t *testing.T, w *testenv.World, builders string, extra ...stri
 	if err := os.WriteFile(w.ConfigPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(w.ConfigPath)
+	cfg, err := config.Load(w.ConfigPath, discover.SourceKinds())
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/plan"
@@ -25,7 +26,7 @@ func world(t *testing.T, registry string) (*config.Config, *fakeupstream.Server)
 	t.Cleanup(srv.Close)
 	testenv.PushIndex(t, registry+"/hello:2.0.0", "linux/amd64", "linux/arm64")
 	testenv.PushIndex(t, registry+"/hello:1.1.0", "linux/amd64")
-	cfg, err := config.Parse("demo.yaml", fixture.Config(fixture.Params{Upstream: srv.URL, Registry: registry, CacheDir: t.TempDir()}))
+	cfg, err := config.Parse("demo.yaml", fixture.Config(fixture.Params{Upstream: srv.URL, Registry: registry, CacheDir: t.TempDir()}), discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestPlanOneAppFails(t *testing.T) {
 		up.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	cfg, err := config.Parse("demo.yaml", fixture.Config(fixture.Params{Upstream: srv.URL, Registry: reg, CacheDir: t.TempDir()}))
+	cfg, err := config.Parse("demo.yaml", fixture.Config(fixture.Params{Upstream: srv.URL, Registry: reg, CacheDir: t.TempDir()}), discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/publish"
@@ -47,7 +48,7 @@ func newE2E(t *testing.T) *e2e {
 
 func (e *e2e) sync(t *testing.T, apps ...string) Report {
 	t.Helper()
-	cfg, err := config.Load(e.cfgPath)
+	cfg, err := config.Load(e.cfgPath, discover.SourceKinds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestSyncEndToEnd(t *testing.T) {
 
 	// Second sync: nothing to build, nothing pushed.
 	counter := &testenv.Counter{}
-	cfg, _ := config.Load(e.cfgPath)
+	cfg, _ := config.Load(e.cfgPath, discover.SourceKinds())
 	before := e.up.Requests.Load()
 	rep2, err := Sync(context.Background(), cfg, SyncOptions{Options: Options{Target: []target.Option{target.WithTransport(counter)}}})
 	if err != nil || rep2.Failed() {

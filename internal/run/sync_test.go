@@ -21,6 +21,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 	"github.com/archmirror/archmirror/internal/retry"
@@ -79,7 +80,8 @@ func fakeWorld(t *testing.T) *config.Config {
 	dir := t.TempDir()
 	cfg, err := config.Parse(filepath.Join(dir, "m.yaml"), fixture.Config(fixture.Params{
 		Upstream: srv.URL, Registry: testenv.Registry(t) + "/mirror", CacheDir: dir,
-	}))
+	}), discover.SourceKinds())
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
 )
@@ -46,7 +47,8 @@ apps:
   hello:
     source: {github: acme/hello, api: %q}
     components: {hello: {context: ./ctx}}
-`, filepath.Join(t.TempDir(), "mirror"), t.TempDir(), stalled, up.URL)))
+`, filepath.Join(t.TempDir(), "mirror"), t.TempDir(), stalled, up.URL)), discover.SourceKinds())
+
 	if err != nil {
 		t.Fatal(err)
 	}

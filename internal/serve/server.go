@@ -25,6 +25,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/serve/history"
 )
 
@@ -125,7 +126,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(o.ConfigPath)
+	cfg, err := config.Load(o.ConfigPath, discover.SourceKinds())
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +394,7 @@ func (s *Server) put(r Run) {
 // Reload reads the config file again. A config that does not load is refused: the old one stays
 // in use, and the error shows on the status page until a reload succeeds.
 func (s *Server) Reload() error {
-	cfg, err := config.Load(s.o.ConfigPath)
+	cfg, err := config.Load(s.o.ConfigPath, discover.SourceKinds())
 	var sched cron.Schedule
 	var loc *time.Location
 	if err == nil {
