@@ -131,3 +131,25 @@ apps:
 		t.Errorf("values for %d kinds, the table has %d", len(values), len(SourceKinds()))
 	}
 }
+
+// TestKindsMessages: the messages that list the kinds, whole.
+func TestKindsMessages(t *testing.T) {
+	kinds := SourceKinds()
+	for _, tt := range []struct {
+		src  config.Source
+		want []string
+	}{
+		{config.Source{}, []string{": needs exactly one of github: owner/repo, gitlab: group/project, git: URL, registry: image"}},
+		{config.Source{Git: "./x", Token: config.Token{None: true}},
+			[]string{"token: token is for github and gitlab sources (a registry's credentials come from the Docker config, a git remote's from git)"}},
+		{config.Source{GitHub: "acme/app", Insecure: true}, []string{"insecure: insecure is for registry sources"}},
+	} {
+		var got []string
+		for _, fe := range kinds.CheckSource(&tt.src) {
+			got = append(got, fe.Field+": "+fe.Msg)
+		}
+		if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("CheckSource(%+v) = %q, want %q", tt.src, got, tt.want)
+		}
+	}
+}
