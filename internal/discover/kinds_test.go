@@ -79,12 +79,9 @@ func TestHomepage(t *testing.T) {
 			t.Errorf("Homepage(%+v) = %q, want %q", tt.src, got, tt.want)
 		}
 	}
-	defer func() {
-		if recover() == nil {
-			t.Error("Homepage of a source with no kind did not panic")
-		}
-	}()
-	Homepage(config.Source{})
+	if got := Homepage(config.Source{}); got != "" {
+		t.Errorf("Homepage of a source with no kind = %q, want none", got)
+	}
 }
 
 // TestKindsAgree: the config loader and discover's constructors accept and reject the same
