@@ -193,10 +193,7 @@ func (s *syncer) attestVersion(ctx context.Context, app *plan.App, comp *config.
 		Platforms:  platforms,
 		Archmirror: provenance.Archmirror{Version: s.o.Version},
 	}
-	v.Mirror.Registry, v.Mirror.Repository = splitRef(s.tgt.Ref(comp.Name))
-	if dir, ok := s.cfg.Target.Layout(); ok {
-		v.Mirror.Registry, v.Mirror.Repository = "oci:"+dir, comp.Name
-	}
+	v.Mirror.Registry, v.Mirror.Repository = s.tgt.Location(comp.Name)
 	return v, nil
 }
 
@@ -245,15 +242,6 @@ func splitContext(c string) (string, string) {
 	}
 	ref, _, _ := strings.Cut(frag, ":")
 	return src, ref
-}
-
-// splitRef splits "host/ns/repo" into its registry host and repository path.
-func splitRef(ref string) (string, string) {
-	host, repo, ok := strings.Cut(ref, "/")
-	if !ok {
-		return "", ref
-	}
-	return host, repo
 }
 
 // AttestOptions tune a standalone attest run.

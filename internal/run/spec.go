@@ -32,15 +32,10 @@ func (s *syncer) spec(u *unit, j plan.Job, refs config.RefFunc) (build.Spec, err
 	spec := build.Spec{
 		JobID: j.ID, Platform: p, Context: s.resolveContext(ctxText), Dockerfile: c.Dockerfile,
 		Patches: c.Patches, Args: args, Labels: s.annotations(u.app.App, c, u.version),
-		SourceDateEpoch: u.version.Published,
+		SourceDateEpoch: u.version.Published, Output: s.tgt.Output(c.Name),
 	}
-	if _, ok := s.cfg.Target.Layout(); ok {
-		spec.Layout = s.tgt.Ref(c.Name)
-	} else {
-		spec.Push, spec.Insecure = s.tgt.Ref(c.Name), s.tgt.Insecure()
-		if c.Cache == "registry" {
-			spec.CacheRef = s.tgt.Ref(c.Name) + ":cache-" + p.Slug()
-		}
+	if c.Cache == "registry" {
+		spec.CacheRef = spec.Output.Cache("cache-" + p.Slug())
 	}
 	return spec, nil
 }
@@ -56,11 +51,12 @@ func (s *syncer) resolveContext(c string) string {
 // ref resolves {{ref "component"}} for unit u: that component's index of the same version,
 // by digest — published earlier in this run, or already complete in the target.
 func (s *syncer) ref(u *unit, name string) (string, error) {
-	if _, ok := s.cfg.Target.Layout(); ok {
-		return "", fmt.Errorf("{{ref %q}}: component references need a registry target (BuildKit pulls the base from it)", name)
+	from, err := s.tgt.Output(name).Pull()
+	if err != nil {
+		return "", fmt.Errorf("{{ref %q}}: %w", name, err)
 	}
 	if d, ok := s.index(unitKey{u.app.App.Name, name, u.version.Version}); ok {
-		return s.tgt.Ref(name) + "@" + d, nil
+		return from + "@" + d, nil
 	}
 	return "", fmt.Errorf("{{ref %q}}: %s %s is not published", name, name, u.version.Version)
 }

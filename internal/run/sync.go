@@ -121,7 +121,7 @@ func newSyncer(cfg *config.Config, tgt target.Target, apps []plan.App, p plan.Pl
 		s.o.Parallel = 2
 	}
 	if s.o.NewBuilder == nil {
-		kc, err := targetKeychain(cfg.Target, authn.DefaultKeychain)
+		kc, err := target.BuilderKeychain(cfg.Target, authn.DefaultKeychain)
 		if err != nil {
 			return nil, err
 		}
