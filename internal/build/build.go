@@ -79,12 +79,25 @@ type Result struct {
 	Platform  string
 	Duration  time.Duration
 	Inputs    Inputs // what BuildKit resolved and used; partial (with a warning in Spec.Log) when it could not all be read
+
+	// Builder is the endpoint that built the image (or failed to), when a decorator chose one
+	// (Pool); Retried the endpoints that died under the build before it. A Builder that
+	// fails may still return them with its error.
+	Builder string
+	Retried []string
 }
 
-// Builder builds one Spec.
+// Builder builds one Spec. Decorators (Limit, RetryPush, a node pool) are Builders around
+// Builders: the core never learns they exist.
 type Builder interface {
 	Build(ctx context.Context, s Spec) (Result, error)
 }
+
+// BuilderFunc is a function that is a Builder.
+type BuilderFunc func(ctx context.Context, s Spec) (Result, error)
+
+// Build calls f.
+func (f BuilderFunc) Build(ctx context.Context, s Spec) (Result, error) { return f(ctx, s) }
 
 // TransientPush reports whether err, a Build error, is BuildKit failing to push the image, or
 // to pull a base from the registry, because of the registry or the connection to it — a 429 or

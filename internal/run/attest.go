@@ -8,10 +8,10 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/archmirror/archmirror/internal/attest"
 	"github.com/archmirror/archmirror/internal/attest/provenance"
@@ -103,23 +103,19 @@ func (s *syncer) attestAll(ctx context.Context, signer *sign.Signer) []AttestRes
 		}
 	}
 	results := make([]AttestResult, len(work))
-	sem := make(chan struct{}, max(s.o.Parallel, 1))
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(max(s.o.Parallel, 1))
 	for i, w := range work {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				results[i] = AttestResult{App: w.app.App.Name, Component: w.comp.Name, Version: w.ver, Digest: w.index, Error: ctx.Err().Error()}
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				results[i] = AttestResult{App: w.app.App.Name, Component: w.comp.Name, Version: w.ver, Digest: w.index, Error: err.Error()}
+				return nil
 			}
 			results[i] = s.attestOne(ctx, a, w.app, w.comp, w.ver, w.index)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	return results
 }
 

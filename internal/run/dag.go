@@ -29,14 +29,13 @@ type unit struct {
 func (u *unit) key() unitKey { return unitKey{u.app.App.Name, u.comp.Name, u.version.Version} }
 
 func (s *syncer) run(ctx context.Context, p plan.Plan) {
-	s.sem = make(chan struct{}, s.o.Parallel)
 	var platforms []platform.Platform
 	for _, j := range p.Jobs {
 		if pl, err := platform.Parse(j.Platform); err == nil && !slices.Contains(platforms, pl) {
 			platforms = append(platforms, pl)
 		}
 	}
-	s.startPool(ctx, platforms)
+	s.build = s.builder(p, s.startPool(ctx, platforms), s.o.Parallel)
 	units := map[unitKey]*unit{}
 	var order []*unit
 	for _, j := range p.Jobs {

@@ -18,6 +18,7 @@ import (
 	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/plan"
 	"github.com/archmirror/archmirror/internal/publish"
+	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/target"
 )
 
@@ -35,6 +36,9 @@ type SyncOptions struct {
 	Signer *sign.Signer
 	// LeaseTTL is how long an app's lease lasts unrenewed; default lease.DefaultTTL.
 	LeaseTTL time.Duration
+	// PushRetry is how a job whose push failed on the registry's side is built again (from
+	// BuildKit's cache): default 3 attempts in all, backing off from 2s.
+	PushRetry retry.Policy
 }
 
 // Sync plans, builds every missing platform, publishes each version's index once all of its
@@ -105,13 +109,6 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 	return rep, nil
 }
 
-// A job whose push failed on the registry's side is built again (from BuildKit's cache) up to
-// maxPushRetries times, waiting pushRetryWait more each time.
-var (
-	maxPushRetries = 2
-	pushRetryWait  = 2 * time.Second
-)
-
 // newSyncer sets up what building and publishing need: the publisher, the builders' factory
 // (BuildKit with the target's credentials), the log directory of this run.
 func newSyncer(cfg *config.Config, tgt target.Target, apps []plan.App, p plan.Plan, o SyncOptions, started time.Time) (*syncer, error) {
@@ -119,6 +116,12 @@ func newSyncer(cfg *config.Config, tgt target.Target, apps []plan.App, p plan.Pl
 		indexes: completeIndexes(p), built: map[string]built{}, runID: newRunID(started)}
 	if s.o.Parallel < 1 {
 		s.o.Parallel = 2
+	}
+	if s.o.PushRetry.Attempts < 1 {
+		s.o.PushRetry.Attempts = 3
+	}
+	if s.o.PushRetry.Base <= 0 {
+		s.o.PushRetry.Base = 2 * time.Second
 	}
 	if s.o.NewBuilder == nil {
 		kc, err := target.BuilderKeychain(cfg.Target, authn.DefaultKeychain)
@@ -150,8 +153,7 @@ type syncer struct {
 	built   map[string]built   // by job ID: what this run built, for provenance
 	jobs    []JobResult
 	units   []UnitResult
-	sem     chan struct{} // --parallel
-	pool    *pool         // BuildKit nodes
+	build   build.Builder // every job's way through recording, --parallel, logs, push retries and the nodes
 }
 
 // index returns the digest of a complete index for k, if the target has one.
