@@ -116,7 +116,7 @@ func (s *syncer) runUnit(ctx context.Context, u *unit) {
 		ur.Error = err.Error()
 		s.log.Error("publish failed", "app", ur.App, "component", ur.Component, "version", ur.Version, "err", err)
 	} else {
-		if res.Status == publish.Published || res.Status == publish.Repaired || res.Status == publish.Unchanged {
+		if res.Status.Complete() {
 			s.mu.Lock()
 			s.indexes[u.key()] = res.Digest
 			s.mu.Unlock()

@@ -132,7 +132,7 @@ func Publish(ctx context.Context, cfg *config.Config, o SyncOptions, versions ..
 				ur := UnitResult{App: a.App.Name, Component: c.Name, Version: v.Version, Result: res}
 				if err != nil {
 					ur.Error = err.Error()
-				} else if res.Status == publish.Published || res.Status == publish.Repaired {
+				} else if res.Status.Complete() {
 					s.indexes[unitKey{a.App.Name, c.Name, v.Version}] = res.Digest
 				}
 				s.units = append(s.units, ur)

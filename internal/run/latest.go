@@ -9,6 +9,7 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/plan"
+	"github.com/archmirror/archmirror/internal/publish"
 )
 
 // convergeLatest moves each repository's latest once, after the batch, to the highest stable
@@ -92,18 +93,11 @@ func (s *syncer) completedElsewhere(ctx context.Context, a *plan.App, c *config.
 	})
 }
 
+// highestStable is publish.Latest over a's window: the one latest policy.
 func highestStable(vs []discover.Version, ok func(string) bool) string {
-	var best *discover.Version
+	window := make([]string, len(vs))
 	for i, v := range vs {
-		if v.Semver == nil || v.Semver.Prerelease() != "" || !ok(v.Version) {
-			continue
-		}
-		if best == nil || v.Semver.GreaterThan(best.Semver) {
-			best = &vs[i]
-		}
+		window[i] = v.Version
 	}
-	if best == nil {
-		return ""
-	}
-	return best.Version
+	return publish.Latest(window, "", ok)
 }

@@ -86,7 +86,7 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 				return nil
 			}
 			apps[i].Discovery = res
-			log.Debug("discovered", "app", app.Name, "versions", len(res.Versions), "latest", res.Latest, "skipped", len(res.Skipped))
+			log.Debug("discovered", "app", app.Name, "versions", len(res.Versions), "latest", res.HighestStable, "skipped", len(res.Skipped))
 			return nil
 		})
 	}
