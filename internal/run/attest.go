@@ -283,8 +283,10 @@ func Attest(ctx context.Context, cfg *config.Config, o AttestOptions) (AttestRep
 		return rep, err
 	}
 	rep.Plan = p
-	s := &syncer{cfg: cfg, tgt: tgt, o: SyncOptions{Options: o.Options, Parallel: o.Parallel}, apps: apps, log: o.logger(),
-		indexes: completeIndexes(rep.Plan), runID: newRunID(time.Now())}
+	s, err := newSyncer(cfg, tgt, apps, p, SyncOptions{Options: o.Options, Parallel: o.Parallel}, time.Now())
+	if err != nil {
+		return rep, err
+	}
 	rep.Results = s.attestAll(ctx, signer)
 	return rep, nil
 }
