@@ -145,8 +145,8 @@ func BenchmarkBuildVersion(b *testing.B) {
 			out = append(out, build.Spec{
 				JobID: "bench/" + arch, Platform: platform.Platform{OS: "linux", Arch: arch},
 				Context: filepath.Join(w.Dir, "contexts", "hello"), Dockerfile: "Dockerfile", Patches: comp.Patches,
-				Args: map[string]string{"PACKAGE": srvURL + "/files/" + fixture.TarballPath("2.1.0", arch)},
-				Push: w.Namespace + "/bench", Insecure: true,
+				Args:     map[string]string{"PACKAGE": srvURL + "/files/" + fixture.TarballPath("2.1.0", arch)},
+				Output:   build.Output{Push: w.Namespace + "/bench", Insecure: true},
 				CacheRef: cache,
 			})
 		}

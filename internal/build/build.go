@@ -4,6 +4,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -31,17 +32,43 @@ type Spec struct {
 	// (the time of the build).
 	SourceDateEpoch time.Time
 
-	// Exactly one output: Push, a repository the image is pushed to by digest
-	// ("127.0.0.1:5000/ns/app"), or Layout, an OCI layout directory the image is added to
-	// (blobs and manifest, no tag).
-	Push     string
-	Insecure bool // Push's registry is plain HTTP / unverified TLS
-	Layout   string
+	// Output is where the image goes; the target makes it (target.Target.Output).
+	Output
 
 	CacheRef string // "" or a registry reference used to import and export the build cache
 
 	Log  io.Writer         // receives the full build log (plain progress); may be nil
 	Step func(name string) // told the name of each build step as it starts (escaped, one line); may be nil
+}
+
+// Output is where a builder stores the image it builds, as the target describes itself to
+// builders: exactly one of Push, a repository the image is pushed to by digest
+// ("127.0.0.1:5000/ns/app"), or Layout, an OCI layout directory the image is added to (blobs
+// and manifest, no tag). Only the target decides which (target.Target.Output); a builder
+// implements both.
+type Output struct {
+	Push     string
+	Insecure bool // Push's registry is plain HTTP / unverified TLS
+	Layout   string
+}
+
+// Cache is the registry reference of a build cache tagged tag beside the output's images,
+// "" when the output is not a registry (a layout has nowhere to keep one).
+func (o Output) Cache(tag string) string {
+	if o.Push == "" {
+		return ""
+	}
+	return o.Push + ":" + tag
+}
+
+// Pull is the repository a build pulls the output's images from ("host/ns/app", to which
+// "@sha256:…" is added), for a component built on another: an error when builders cannot pull
+// from the output (an OCI layout).
+func (o Output) Pull() (string, error) {
+	if o.Push == "" {
+		return "", errors.New("component references need a registry target (BuildKit pulls the base from it)")
+	}
+	return o.Push, nil
 }
 
 // Result is a built and stored image.
@@ -52,12 +79,25 @@ type Result struct {
 	Platform  string
 	Duration  time.Duration
 	Inputs    Inputs // what BuildKit resolved and used; partial (with a warning in Spec.Log) when it could not all be read
+
+	// Builder is the endpoint that built the image (or failed to), when a decorator chose one
+	// (Pool); Retried the endpoints that died under the build before it. A Builder that
+	// fails may still return them with its error.
+	Builder string
+	Retried []string
 }
 
-// Builder builds one Spec.
+// Builder builds one Spec. Decorators (Limit, RetryPush, a node pool) are Builders around
+// Builders: the core never learns they exist.
 type Builder interface {
 	Build(ctx context.Context, s Spec) (Result, error)
 }
+
+// BuilderFunc is a function that is a Builder.
+type BuilderFunc func(ctx context.Context, s Spec) (Result, error)
+
+// Build calls f.
+func (f BuilderFunc) Build(ctx context.Context, s Spec) (Result, error) { return f(ctx, s) }
 
 // TransientPush reports whether err, a Build error, is BuildKit failing to push the image, or
 // to pull a base from the registry, because of the registry or the connection to it — a 429 or

@@ -56,7 +56,7 @@ func TestAddress(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	ok := Spec{JobID: "j", Platform: amd64, Context: "/src", Push: "r/app"}
+	ok := Spec{JobID: "j", Platform: amd64, Context: "/src", Output: Output{Push: "r/app"}}
 	for _, tt := range []struct {
 		name string
 		edit func(*Spec)
@@ -113,7 +113,7 @@ func TestBuildKitUnreachable(t *testing.T) {
 	defer b.Close()
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "Dockerfile"), "FROM base@sha256:"+digest64+"\nRUN true\n")
-	s := Spec{JobID: "app/1.0.0/linux-amd64", Platform: amd64, Context: dir, Patches: []config.Patch{unpin()}, Push: "127.0.0.1:1/app"}
+	s := Spec{JobID: "app/1.0.0/linux-amd64", Platform: amd64, Context: dir, Patches: []config.Patch{unpin()}, Output: Output{Push: "127.0.0.1:1/app"}}
 
 	start := time.Now()
 	_, err := b.Build(t.Context(), s)
@@ -204,9 +204,8 @@ func (e *env) spec(t testing.TB, p platform.Platform, ctxDir string, log io.Writ
 			"org.opencontainers.image.version": "1.2.3",
 			"org.opencontainers.image.source":  "https://example.com/app",
 		},
-		Push:     e.reg + "/mirror/app",
-		Insecure: true,
-		Log:      log,
+		Output: Output{Push: e.reg + "/mirror/app", Insecure: true},
+		Log:    log,
 	}
 }
 

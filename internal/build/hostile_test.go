@@ -55,7 +55,7 @@ func (e *hostileEnv) build(t *testing.T, version, context string) (Result, error
 	var log bytes.Buffer
 	res, err := e.b.Build(t.Context(), Spec{
 		JobID: "hostile/hostile/" + version + "/linux-amd64", Platform: amd64, Context: context,
-		Push: e.reg + "/mirror/hostile", Insecure: true, Log: &log,
+		Output: Output{Push: e.reg + "/mirror/hostile", Insecure: true}, Log: &log,
 	})
 	return res, err, log.String()
 }

@@ -30,7 +30,7 @@ var hostile = map[string]string{
 // control character where a line is expected, invalid UTF-8, a push name that is a list. The
 // error names what was refused, quoted and cut short.
 func TestCheckRefusesHostileStrings(t *testing.T) {
-	ok := Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: "/src", Push: "127.0.0.1:5000/mirror/app",
+	ok := Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: "/src", Output: Output{Push: "127.0.0.1:5000/mirror/app"},
 		Args:   map[string]string{"PACKAGE": "https://example.com/app-1.0.0.tar.gz", "NOTES": "multi\nline"},
 		Labels: map[string]string{"org.opencontainers.image.version": "1.0.0"}}
 	if err := check(ok); err != nil {
@@ -125,7 +125,7 @@ func TestUpstreamTextIsPassedVerbatim(t *testing.T) {
 		}
 	}
 	args["SUBST"] = "$(id) `id` ${HOME} $1"
-	s := Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: t.TempDir(), Push: "127.0.0.1:5000/mirror/app",
+	s := Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: t.TempDir(), Output: Output{Push: "127.0.0.1:5000/mirror/app"},
 		Args: args, Labels: map[string]string{"io.archmirror.upstream.ref": hostile["template"]}}
 	if err := check(s); err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestUpstreamTextIsPassedVerbatim(t *testing.T) {
 func TestBuildErrorQuotesHostileJobID(t *testing.T) {
 	b := NewBuildKit("unix://"+filepath.Join(t.TempDir(), "none.sock"), WithPingTimeout(time.Second))
 	defer b.Close()
-	s := Spec{JobID: "app/app/" + hostile["huge"] + "\nFAKE LINE/linux-amd64", Platform: amd64, Context: t.TempDir(), Push: "127.0.0.1:1/app"}
+	s := Spec{JobID: "app/app/" + hostile["huge"] + "\nFAKE LINE/linux-amd64", Platform: amd64, Context: t.TempDir(), Output: Output{Push: "127.0.0.1:1/app"}}
 	_, err := b.Build(t.Context(), s)
 	if err == nil || len(err.Error()) > 300 || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), `"app/app/111`) {
 		t.Fatalf("error = %.300q…", err)
@@ -251,7 +251,7 @@ func TestLocalDockerfileStaysInTheContext(t *testing.T) {
 	link(t, "/etc/passwd", filepath.Join(ctx, "Dockerfile"))
 	b := NewBuildKit("unix://"+filepath.Join(t.TempDir(), "none.sock"), WithPingTimeout(time.Second))
 	defer b.Close()
-	_, err := b.Build(t.Context(), Spec{JobID: "evil/evil/1.0.0/linux-amd64", Platform: amd64, Context: ctx, Push: "127.0.0.1:1/evil"})
+	_, err := b.Build(t.Context(), Spec{JobID: "evil/evil/1.0.0/linux-amd64", Platform: amd64, Context: ctx, Output: Output{Push: "127.0.0.1:1/evil"}})
 	if want := "evil/evil/1.0.0/linux-amd64: " + filepath.Join(ctx, "Dockerfile") + `: "Dockerfile" is a symlink to "/etc/passwd", outside the context: refused`; err == nil || err.Error() != want {
 		t.Errorf("error = %v\nwant    %s", err, want)
 	}
@@ -319,7 +319,7 @@ func TestBuildErrorRedactsContextUser(t *testing.T) {
 		"https://" + token + "@git.example/r.git#v1\x1b[2J",  // control characters
 		"https://" + token + ":x-oauth@git.example/r.git#..", // user and password
 	} {
-		_, err := b.Build(t.Context(), Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: ctx, Push: "127.0.0.1:1/app"})
+		_, err := b.Build(t.Context(), Spec{JobID: "app/app/1.0.0/linux-amd64", Platform: amd64, Context: ctx, Output: Output{Push: "127.0.0.1:1/app"}})
 		if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "[redacted]@git.example") {
 			t.Errorf("context %q: error = %v", ctx, err)
 		}

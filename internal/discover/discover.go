@@ -44,9 +44,9 @@ type Skip struct {
 
 // Result is what discovery found for one app.
 type Result struct {
-	Versions []Version // the window, in window order (newest or highest first)
-	Latest   string    // highest stable semver in the window; "" when the window is empty
-	Skipped  []Skip
+	Versions      []Version // the window, in window order (newest or highest first)
+	HighestStable string    // highest stable semver in the window (which publish.Latest may or may not tag latest); "" when the window is empty
+	Skipped       []Skip
 	// RateLimit is what the source's API last said of its rate limit; nil when it said nothing
 	// (a git or registry source, or an API that sends no rate-limit headers).
 	RateLimit *RateLimit `json:"-"`

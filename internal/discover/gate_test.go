@@ -185,8 +185,8 @@ func TestMostlymatter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if versions(res) != "10.3.1" || res.Latest != "10.3.1" {
-		t.Errorf("versions %q latest %q; skipped %+v", versions(res), res.Latest, res.Skipped)
+	if versions(res) != "10.3.1" || res.HighestStable != "10.3.1" {
+		t.Errorf("versions %q latest %q; skipped %+v", versions(res), res.HighestStable, res.Skipped)
 	}
 	for tag, want := range map[string]string{
 		"v9.11.6": "tag v9.11.6-limitless not found",

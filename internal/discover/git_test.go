@@ -63,8 +63,8 @@ func TestGitLocalRepo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := versions(res); got != "2.0.0 1.1.0 1.0.0" || res.Latest != "2.0.0" {
-		t.Errorf("versions %s, latest %s", got, res.Latest)
+	if got := versions(res); got != "2.0.0 1.1.0 1.0.0" || res.HighestStable != "2.0.0" {
+		t.Errorf("versions %s, latest %s", got, res.HighestStable)
 	}
 }
 

@@ -142,7 +142,7 @@ func Discover(ctx context.Context, src Source, app *config.App, win config.Versi
 	var latest *semver.Version
 	for _, v := range res.Versions {
 		if v.Semver.Prerelease() == "" && (latest == nil || v.Semver.GreaterThan(latest)) {
-			latest, res.Latest = v.Semver, v.Version
+			latest, res.HighestStable = v.Semver, v.Version
 		}
 	}
 	return res, nil

@@ -209,8 +209,8 @@ func TestDiscover(t *testing.T) {
 			if got := versions(res); got != tt.want {
 				t.Errorf("versions %q, want %q", got, tt.want)
 			}
-			if res.Latest != tt.latest {
-				t.Errorf("latest %q, want %q", res.Latest, tt.latest)
+			if res.HighestStable != tt.latest {
+				t.Errorf("latest %q, want %q", res.HighestStable, tt.latest)
 			}
 			for tag, reason := range tt.skipped {
 				if got := skipReason(res, tag); !strings.Contains(got, reason) || got == "" {

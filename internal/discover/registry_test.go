@@ -62,8 +62,8 @@ func TestRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := versions(res); v != "1.26.0 1.25.3" || res.Latest != "1.26.0" {
-		t.Errorf("versions %q latest %q", v, res.Latest)
+	if v := versions(res); v != "1.26.0 1.25.3" || res.HighestStable != "1.26.0" {
+		t.Errorf("versions %q latest %q", v, res.HighestStable)
 	}
 
 	_, err = NewRegistry(host+"/library/missing", WithInsecure(true), WithKeychain(authn.NewMultiKeychain())).Releases(context.Background())

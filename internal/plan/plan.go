@@ -10,6 +10,7 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/platform"
+	"github.com/archmirror/archmirror/internal/publish"
 	"github.com/archmirror/archmirror/internal/target"
 )
 
@@ -109,15 +110,20 @@ func (p Plan) Failed() bool {
 func Make(apps []App, runner func(platform string) string) Plan {
 	var p Plan
 	for _, a := range apps {
-		rep := AppReport{Name: a.App.Name, Latest: a.Discovery.Latest, Skipped: a.Discovery.Skipped, RateLimit: a.Discovery.RateLimit}
+		rep := AppReport{Name: a.App.Name, Latest: a.Discovery.HighestStable, Skipped: a.Discovery.Skipped, RateLimit: a.Discovery.RateLimit}
 		if a.Err != nil {
 			rep.Error = a.Err.Error()
 			p.Apps = append(p.Apps, rep)
 			continue
 		}
 		order := componentOrder(a.App.Components)
+		var window []string
 		for _, v := range a.Discovery.Versions {
-			vr := VersionReport{Version: v.Version, Tag: v.Tag, Latest: v.Version == a.Discovery.Latest}
+			window = append(window, v.Version)
+		}
+		latest := publish.Latest(window, "", nil)
+		for _, v := range a.Discovery.Versions {
+			vr := VersionReport{Version: v.Version, Tag: v.Tag, Latest: latest != "" && v.Version == latest}
 			jobsOf := map[string][]string{} // component → this version's job IDs
 			stageOf := map[string]int{}
 			for _, comp := range order {

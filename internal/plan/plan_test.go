@@ -21,7 +21,7 @@ func load(t *testing.T) *config.Config {
 }
 
 func versions(latest string, vs ...string) discover.Result {
-	r := discover.Result{Latest: latest}
+	r := discover.Result{HighestStable: latest}
 	for _, v := range vs {
 		r.Versions = append(r.Versions, discover.Version{Version: v, Tag: "v" + v})
 	}

@@ -26,6 +26,10 @@ const (
 	Incomplete Status = "incomplete" // platforms still missing: nothing was tagged
 )
 
+// Complete reports whether the version's tag points at a complete index after a Publish with
+// this status (Published, Repaired or Unchanged): one that latest may point at.
+func (s Status) Complete() bool { return s == Published || s == Repaired || s == Unchanged }
+
 // Result is what Publish did for one Unit.
 type Result struct {
 	Status  Status   `json:"status"`

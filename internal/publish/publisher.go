@@ -327,7 +327,7 @@ func (p *Publisher) latest(ctx context.Context, repo, version, digest string, st
 		if v == nil {
 			return false, nil
 		}
-		if cv := latestVersion(cur); cv != nil && !v.GreaterThan(cv) {
+		if cv := latestVersion(cur); cv != nil && Latest([]string{version}, cv.Original(), nil) != version {
 			p.log.Debug("latest stays", "repo", repo, "latest", cv.Original(), "version", version)
 			return false, nil
 		}

@@ -8,10 +8,10 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/archmirror/archmirror/internal/attest"
 	"github.com/archmirror/archmirror/internal/attest/provenance"
@@ -104,23 +104,19 @@ func (s *syncer) attestAll(ctx context.Context, signer *sign.Signer) []AttestRes
 		}
 	}
 	results := make([]AttestResult, len(work))
-	sem := make(chan struct{}, max(s.o.Parallel, 1))
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(max(s.o.Parallel, 1))
 	for i, w := range work {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-				results[i] = AttestResult{App: w.app.App.Name, Component: w.comp.Name, Version: w.ver, Digest: w.index, Error: ctx.Err().Error()}
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				results[i] = AttestResult{App: w.app.App.Name, Component: w.comp.Name, Version: w.ver, Digest: w.index, Error: err.Error()}
+				return nil
 			}
 			results[i] = s.attestOne(ctx, a, w.app, w.comp, w.ver, w.index)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	return results
 }
 
@@ -194,10 +190,7 @@ func (s *syncer) attestVersion(ctx context.Context, app *plan.App, comp *config.
 		Platforms:  platforms,
 		Archmirror: provenance.Archmirror{Version: s.o.Version},
 	}
-	v.Mirror.Registry, v.Mirror.Repository = splitRef(s.tgt.Ref(comp.Name))
-	if dir, ok := s.cfg.Target.Layout(); ok {
-		v.Mirror.Registry, v.Mirror.Repository = "oci:"+dir, comp.Name
-	}
+	v.Mirror.Registry, v.Mirror.Repository = s.tgt.Location(comp.Name)
 	return v, nil
 }
 
@@ -248,15 +241,6 @@ func splitContext(c string) (string, string) {
 	return src, ref
 }
 
-// splitRef splits "host/ns/repo" into its registry host and repository path.
-func splitRef(ref string) (string, string) {
-	host, repo, ok := strings.Cut(ref, "/")
-	if !ok {
-		return "", ref
-	}
-	return host, repo
-}
-
 // AttestOptions tune a standalone attest run.
 type AttestOptions struct {
 	Options
@@ -300,8 +284,10 @@ func Attest(ctx context.Context, cfg *config.Config, o AttestOptions) (AttestRep
 		return rep, err
 	}
 	rep.Plan = p
-	s := &syncer{cfg: cfg, tgt: tgt, o: SyncOptions{Options: o.Options, Parallel: o.Parallel}, apps: apps, log: o.logger(),
-		indexes: completeIndexes(rep.Plan), runID: newRunID(time.Now())}
+	s, err := newSyncer(cfg, tgt, apps, p, SyncOptions{Options: o.Options, Parallel: o.Parallel}, time.Now())
+	if err != nil {
+		return rep, err
+	}
 	rep.Results = s.attestAll(ctx, signer)
 	return rep, nil
 }

@@ -14,24 +14,11 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/plan"
 	"github.com/archmirror/archmirror/internal/platform"
 	"github.com/archmirror/archmirror/internal/publish"
-	"github.com/archmirror/archmirror/internal/target"
 )
-
-// StagingPrefix starts the tags that record built jobs.
-const StagingPrefix = "archmirror-build-"
-
-// StagingTag is the tag that records the built image of one platform of one version of a
-// component, in the component's repository: "archmirror-build-2.1.0-linux-arm64". It is never a
-// version tag (versions start with a digit), and publish reads it; nothing else does.
-func StagingTag(version string, p platform.Platform) string {
-	return StagingPrefix + version + "-" + p.Slug()
-}
 
 // ErrNoSuchJob is BuildJob's error for an ID the config and the window do not give.
 var ErrNoSuchJob = errors.New("no such job")
@@ -62,43 +49,11 @@ func BuildJob(ctx context.Context, cfg *config.Config, o SyncOptions, id string)
 		return rep, err
 	}
 	rep.LogDir = s.logDir
-	s.sem = make(chan struct{}, 1)
-	s.startPool(ctx, []platform.Platform{pl})
+	s.build = s.builder(p, s.startPool(ctx, []platform.Platform{pl}), 1)
 	a := s.app(job.App)
 	u := &unit{app: a, comp: component(a.App, job.Component), version: version(a, job.Version)}
 	rep.Jobs = []JobResult{s.runJob(ctx, u, job, func(name string) (string, error) { return s.ref(u, name) })}
 	return rep, nil
-}
-
-// recorded is what the target holds under job j's StagingTag, when it is an image of j's
-// platform (else Exists is false).
-func (s *syncer) recorded(ctx context.Context, j plan.Job) (target.State, error) {
-	pl, err := platform.Parse(j.Platform)
-	if err != nil {
-		return target.State{}, err
-	}
-	st, err := s.tgt.Inspect(ctx, j.Component, StagingTag(j.Version, pl))
-	if err != nil {
-		return target.State{}, fmt.Errorf("%s: recorded build: %w", j.ID, err)
-	}
-	if st.Exists && !slices.Contains(st.Platforms, pl.String()) {
-		st.Exists = false
-	}
-	return st, nil
-}
-
-// record tags the image job j built with its StagingTag, guarded by what the tag held before
-// the build (was): a stale recording is replaced, a concurrent writer's is not lost silently.
-func (s *syncer) record(ctx context.Context, j plan.Job, digest, was string) error {
-	pl, err := platform.Parse(j.Platform)
-	if err != nil {
-		return err
-	}
-	d, err := v1.NewHash(digest)
-	if err != nil {
-		return err
-	}
-	return s.tgt.Tag(ctx, j.Component, StagingTag(j.Version, pl), d, was)
 }
 
 // explainNoJob says why id is not a job of the plan: its version is complete, or the config
@@ -177,7 +132,7 @@ func Publish(ctx context.Context, cfg *config.Config, o SyncOptions, versions ..
 				ur := UnitResult{App: a.App.Name, Component: c.Name, Version: v.Version, Result: res}
 				if err != nil {
 					ur.Error = err.Error()
-				} else if res.Status == publish.Published || res.Status == publish.Repaired {
+				} else if res.Status.Complete() {
 					s.indexes[unitKey{a.App.Name, c.Name, v.Version}] = res.Digest
 				}
 				s.units = append(s.units, ur)

@@ -13,6 +13,7 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/publish"
+	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
 
@@ -68,8 +69,6 @@ func TestSyncThroughBuildKitPushFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds images")
 	}
-	defer func(w time.Duration) { pushRetryWait = w }(pushRetryWait)
-	pushRetryWait = 100 * time.Millisecond
 	w := testenv.NewWorld(t)
 	var failed atomic.Int32
 	outage := func(r *http.Request) bool {
@@ -78,7 +77,7 @@ func TestSyncThroughBuildKitPushFaults(t *testing.T) {
 		return (strings.Contains(ua, "buildkit") || strings.Contains(ua, "containerd")) && write && failed.Add(1) <= 150
 	}
 	fp, cfg := behindProxy(t, w, testenv.Faults{Seed: 1, ServerError: 1, Only: outage})
-	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4})
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, PushRetry: retry.Policy{Base: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

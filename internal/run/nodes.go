@@ -20,9 +20,14 @@ import (
 // takes at most its max jobs at once; among the nodes a job may use it goes to the least busy.
 // A node that fails its health check, or stops answering during a build, is down for the rest
 // of the run, and its jobs are retried on another node of the platform.
+//
+// A pool is a build.Builder: it builds a Spec on a node of the Spec's platform, and again on
+// another one when that node dies under the build.
 type pool struct {
 	newBuilder func(addr string) build.Builder
-	perNode    int // a node's slots when the config gives no max
+	perNode    int                     // a node's slots when the config gives no max
+	builders   map[string]config.Nodes // the config's builders: platform or "default" → nodes
+	emulation  bool                    // jobs without a native node may run on builders.default
 	log        *slog.Logger
 
 	mu      sync.Mutex
@@ -44,8 +49,63 @@ type platformLister interface {
 	Platforms(ctx context.Context) ([]string, error)
 }
 
-func newPool(newBuilder func(string) build.Builder, perNode int, log *slog.Logger) *pool {
-	return &pool{newBuilder: newBuilder, perNode: perNode, log: log, changed: make(chan struct{}), nodes: map[string]*node{}}
+var _ build.Builder = (*pool)(nil)
+
+// startPool makes the pool of every node the jobs of platforms may use (config.Builders), with
+// perNode slots on a node the config gives no max, and health-checks them.
+func startPool(ctx context.Context, cfg *config.Config, platforms []platform.Platform, newBuilder func(string) build.Builder, perNode int, log *slog.Logger) *pool {
+	p := &pool{newBuilder: newBuilder, perNode: perNode, builders: cfg.Builders, emulation: cfg.Emulation, log: log,
+		changed: make(chan struct{}), nodes: map[string]*node{}}
+	seen := map[string]bool{}
+	for _, pl := range platforms {
+		ns, ok := p.builders[pl.String()]
+		if !ok {
+			ns = p.defaultNodes()
+		}
+		for _, nd := range ns {
+			if !seen[nd.Addr] {
+				seen[nd.Addr] = true
+				p.add(nd)
+			}
+		}
+	}
+	p.check(ctx, 10*time.Second)
+	return p
+}
+
+// Build builds s on the least busy node of its platform that is up, waiting for a slot; when
+// the node goes away under the build (what it pushed by digest is harmless), another node of
+// the platform builds s again. The Result (also with an error) names the node last used and
+// the ones that died.
+func (p *pool) Build(ctx context.Context, s build.Spec) (build.Result, error) {
+	cands, err := p.candidates(s.Platform)
+	if err != nil {
+		return build.Result{}, err
+	}
+	var used string
+	var retried []string
+	for {
+		n, err := p.acquire(ctx, cands, retried)
+		if err != nil {
+			return build.Result{Builder: used, Retried: retried}, err
+		}
+		used = n.addr
+		p.log.Info("building", "job", s.JobID, "builder", n.addr)
+		res, err := n.b.Build(ctx, s)
+		p.release(n)
+		if err == nil {
+			res.Builder, res.Retried = n.addr, retried
+			return res, nil
+		}
+		if !p.died(ctx, n, err) {
+			return build.Result{Builder: used, Retried: retried}, err
+		}
+		retried = append(retried, n.addr)
+		p.log.Warn("BuildKit node died during a build; retrying on another node", "job", s.JobID, "node", n.addr, "err", firstLine(err.Error()))
+		if s.Log != nil {
+			fmt.Fprintf(s.Log, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, firstLine(err.Error()))
+		}
+	}
 }
 
 // add makes the node for nd known to the pool (once).
@@ -191,17 +251,17 @@ var errNoNative = errors.New("no native BuildKit node")
 // candidates are the nodes a job of platform pl may run on: builders.<pl>; else, with
 // emulation on, builders.default (or $BUILDKIT_HOST, or the default socket); else only the
 // default nodes that are native for pl.
-func (s *syncer) candidates(pl platform.Platform) ([]string, error) {
-	if ns, ok := s.cfg.Builders[pl.String()]; ok {
+func (p *pool) candidates(pl platform.Platform) ([]string, error) {
+	if ns, ok := p.builders[pl.String()]; ok {
 		return addrs(ns), nil
 	}
-	def := s.defaultNodes()
-	if s.cfg.Emulation {
+	def := p.defaultNodes()
+	if p.emulation {
 		return addrs(def), nil
 	}
 	var out, other []string
 	for _, a := range addrs(def) {
-		if nat := s.pool.native(a); nat == pl.String() {
+		if nat := p.native(a); nat == pl.String() {
 			out = append(out, a)
 		} else {
 			other = append(other, a+" is "+orUnknown(nat))
@@ -213,8 +273,8 @@ func (s *syncer) candidates(pl platform.Platform) ([]string, error) {
 	return out, nil
 }
 
-func (s *syncer) defaultNodes() config.Nodes {
-	if ns, ok := s.cfg.Builders["default"]; ok && len(ns) > 0 {
+func (p *pool) defaultNodes() config.Nodes {
+	if ns, ok := p.builders["default"]; ok && len(ns) > 0 {
 		return ns
 	}
 	return config.Nodes{{Addr: build.Address("")}}
@@ -235,25 +295,12 @@ func addrs(ns config.Nodes) []string {
 	return out
 }
 
-// nodesFor adds to the pool every node the plan's jobs may use, and health-checks them.
-func (s *syncer) startPool(ctx context.Context, platforms []platform.Platform) {
+// startPool starts the pool of BuildKit nodes the jobs of platforms may use: --per-builder
+// slots on a node the config gives no max (default --parallel).
+func (s *syncer) startPool(ctx context.Context, platforms []platform.Platform) *pool {
 	n := s.o.PerBuilder
 	if n < 1 {
 		n = s.o.Parallel
 	}
-	s.pool = newPool(s.o.NewBuilder, n, s.log)
-	seen := map[string]bool{}
-	for _, pl := range platforms {
-		ns, ok := s.cfg.Builders[pl.String()]
-		if !ok {
-			ns = s.defaultNodes()
-		}
-		for _, nd := range ns {
-			if !seen[nd.Addr] {
-				seen[nd.Addr] = true
-				s.pool.add(nd)
-			}
-		}
-	}
-	s.pool.check(ctx, 10*time.Second)
+	return startPool(ctx, s.cfg, platforms, s.o.NewBuilder, n, s.log)
 }

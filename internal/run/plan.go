@@ -72,7 +72,7 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 	var g errgroup.Group
 	g.SetLimit(orDefault(o.AppConcurrency, 8))
 	for i, app := range cfg.Apps {
-		apps[i] = plan.App{App: app, Repos: repos(cfg.Target, tgt, app)}
+		apps[i] = plan.App{App: app, Repos: repos(tgt, app)}
 		g.Go(func() error {
 			opts := append([]discover.Option{
 				discover.WithCacheDir(filepath.Join(cfg.Cache.Dir, "http")),
@@ -86,7 +86,7 @@ func gather(ctx context.Context, cfg *config.Config, tgt target.Target, o Option
 				return nil
 			}
 			apps[i].Discovery = res
-			log.Debug("discovered", "app", app.Name, "versions", len(res.Versions), "latest", res.Latest, "skipped", len(res.Skipped))
+			log.Debug("discovered", "app", app.Name, "versions", len(res.Versions), "latest", res.HighestStable, "skipped", len(res.Skipped))
 			return nil
 		})
 	}
@@ -141,15 +141,11 @@ func inspect(ctx context.Context, tgt target.Target, apps []plan.App, o Options)
 	return apps, nil
 }
 
-// repos names each component's repository in the target, for reports ("oci:" marks a layout).
-func repos(t config.Target, tgt target.Target, app *config.App) map[string]string {
-	_, layout := t.Layout()
+// repos names each component's repository in the target, for reports.
+func repos(tgt target.Target, app *config.App) map[string]string {
 	out := map[string]string{}
 	for _, c := range app.Components {
-		out[c.Name] = tgt.Ref(c.Name)
-		if layout {
-			out[c.Name] = "oci:" + out[c.Name]
-		}
+		out[c.Name] = tgt.Name(c.Name)
 	}
 	return out
 }

@@ -152,8 +152,6 @@ func TestSyncPerBuilderLimit(t *testing.T) {
 // A job whose push the registry refused with a 5xx is built again and succeeds; a job that
 // fails for any other reason is built once.
 func TestSyncRetriesFailedPush(t *testing.T) {
-	defer func(w time.Duration) { pushRetryWait = w }(pushRetryWait)
-	pushRetryWait = 0
 	cfg := fakeWorld(t)
 	if err := cfg.Select("hello"); err != nil {
 		t.Fatal(err)
@@ -172,7 +170,8 @@ func TestSyncRetriesFailedPush(t *testing.T) {
 		}
 		return nil
 	}
-	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, NewBuilder: func(string) build.Builder { return fb }})
+	noWait := retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }}
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, PushRetry: noWait, NewBuilder: func(string) build.Builder { return fb }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/archmirror/archmirror/internal/build"
 )
 
 // State is what the target holds under one repo:tag.
@@ -50,6 +52,14 @@ type Target interface {
 	// Insecure reports whether a builder may talk plain HTTP (or unverified TLS) to Ref: the
 	// config says insecure, or the registry is on loopback. Always false for a layout.
 	Insecure() bool
+	// Output is how a builder stores repo's images in the target: pushed by digest to Ref, or
+	// added to the layout at Ref.
+	Output(repo string) build.Output
+	// Name names repo in reports: Ref, with "oci:" before a layout's directory.
+	Name(repo string) string
+	// Location is where repo lives, for provenance: the registry host and the repository path
+	// below it ("ghcr.io", "acme/mirror/app"), or "oci:DIR" and repo for a layout.
+	Location(repo string) (registry, repository string)
 
 	// Describe returns the descriptor of the image manifest d in repo, for an index entry:
 	// its media type, size and digest, and the platform its image config declares,

@@ -1,4 +1,4 @@
-package run
+package target
 
 import (
 	"strings"
@@ -17,7 +17,7 @@ func (f fixedKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { re
 func TestTargetKeychain(t *testing.T) {
 	t.Setenv("AM_REG_PW", "s3cret")
 	other := &authn.Basic{Username: "docker-config"}
-	kc, err := targetKeychain(config.Target{Registry: "reg.example:5000/ns", Username: "bot", Password: config.Secret{Ref: "env://AM_REG_PW"}}, fixedKeychain{other})
+	kc, err := BuilderKeychain(config.Target{Registry: "reg.example:5000/ns", Username: "bot", Password: config.Secret{Ref: "env://AM_REG_PW"}}, fixedKeychain{other})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +32,10 @@ func TestTargetKeychain(t *testing.T) {
 		t.Error("another registry did not fall through to the Docker keychain")
 	}
 	// No credentials configured: the Docker keychain alone.
-	if kc, _ := targetKeychain(config.Target{Registry: "reg.example/ns"}, fixedKeychain{other}); kc != (fixedKeychain{other}) {
+	if kc, _ := BuilderKeychain(config.Target{Registry: "reg.example/ns"}, fixedKeychain{other}); kc != (fixedKeychain{other}) {
 		t.Errorf("keychain = %#v", kc)
 	}
-	_, err = targetKeychain(config.Target{Registry: "reg.example/ns", Username: "bot", Password: config.Secret{Ref: "env://AM_UNSET_PW"}}, fixedKeychain{other})
+	_, err = BuilderKeychain(config.Target{Registry: "reg.example/ns", Username: "bot", Password: config.Secret{Ref: "env://AM_UNSET_PW"}}, fixedKeychain{other})
 	if err == nil || !strings.Contains(err.Error(), "AM_UNSET_PW is not set") || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("unset password: %v", err)
 	}

@@ -1,4 +1,4 @@
-package run
+package target
 
 import (
 	"fmt"
@@ -9,12 +9,12 @@ import (
 	"github.com/archmirror/archmirror/internal/config"
 )
 
-// targetKeychain resolves the config's target credentials (target.username / password) for
-// the target's registry and defers to next for every other host (base images, caches on other
-// registries). BuildKit asks for credentials through its session with it, so a push to the
+// BuilderKeychain is the keychain a builder (BuildKit) pushes to the target with: it resolves
+// the config's target credentials (target.username / password) for the target's registry and
+// defers to next for every other host (base images, caches on other registries). BuildKit asks for credentials through its session with it, so a push to the
 // target uses the same credentials as the registry target itself; without configured
 // credentials it is next alone (Docker config and credential helpers).
-func targetKeychain(t config.Target, next authn.Keychain) (authn.Keychain, error) {
+func BuilderKeychain(t config.Target, next authn.Keychain) (authn.Keychain, error) {
 	if _, ok := t.Layout(); ok || t.Username == "" {
 		return next, nil
 	}
