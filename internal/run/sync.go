@@ -17,7 +17,6 @@ import (
 	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/attest/sign"
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
@@ -25,6 +24,7 @@ import (
 	"github.com/archmirror/archmirror/internal/plan"
 	"github.com/archmirror/archmirror/internal/platform"
 	"github.com/archmirror/archmirror/internal/publish"
+	"github.com/archmirror/archmirror/internal/redact"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/target"
 )
@@ -742,8 +742,8 @@ func (s *syncer) sortResults(p plan.Plan) {
 }
 
 // redactedError is err with the user info of the URLs in its message redacted
-// (provenance.RedactValue); err is still inside it for errors.Is and errors.As.
+// (redact.Value); err is still inside it for errors.Is and errors.As.
 type redactedError struct{ err error }
 
-func (e redactedError) Error() string { return provenance.RedactValue(e.err.Error()) }
+func (e redactedError) Error() string { return redact.Value(e.err.Error()) }
 func (e redactedError) Unwrap() error { return e.err }
