@@ -13,6 +13,7 @@ import (
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/platform"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // pool routes build jobs to BuildKit nodes: the nodes configured for a job's platform, else
@@ -169,7 +170,7 @@ func (p *pool) died(ctx context.Context, n *node, buildErr error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n.down == nil {
-		n.down = fmt.Errorf("stopped answering during a build: %s", firstLine(buildErr.Error()))
+		n.down = fmt.Errorf("stopped answering during a build: %s", untrusted.FirstLine(buildErr.Error()))
 		p.notify()
 	}
 	return true
@@ -178,11 +179,6 @@ func (p *pool) died(ctx context.Context, n *node, buildErr error) bool {
 func (p *pool) notify() {
 	close(p.changed)
 	p.changed = make(chan struct{})
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 // errNoNative is a job whose platform has no native node, with emulation off.

@@ -27,6 +27,7 @@ import (
 	"github.com/archmirror/archmirror/internal/redact"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/target"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // SyncOptions tune a sync. The zero value builds with BuildKit, two jobs at a time.
@@ -474,8 +475,8 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 			// dropped it is asked again by building again, from BuildKit's cache.
 			if pushes < maxPushRetries && build.TransientPush(err) && ctx.Err() == nil {
 				pushes++
-				s.log.Warn("the push failed; building again", "job", j.ID, "attempt", pushes+1, "err", firstLine(err.Error()))
-				fmt.Fprintf(lf, "\n--- the push failed (%s); building again ---\n\n", firstLine(err.Error()))
+				s.log.Warn("the push failed; building again", "job", j.ID, "attempt", pushes+1, "err", untrusted.FirstLine(err.Error()))
+				fmt.Fprintf(lf, "\n--- the push failed (%s); building again ---\n\n", untrusted.FirstLine(err.Error()))
 				if err := retry.Sleep(ctx, time.Duration(pushes)*pushRetryWait); err != nil {
 					return fail(err)
 				}
@@ -486,8 +487,8 @@ func (s *syncer) runJob(ctx context.Context, u *unit, j plan.Job, refs config.Re
 		// The node went away under the build: what it pushed (by digest) is harmless, and
 		// another node of the platform builds the job again.
 		r.Retried = append(r.Retried, n.addr)
-		s.log.Warn("BuildKit node died during a build; retrying on another node", "job", j.ID, "node", n.addr, "err", firstLine(err.Error()))
-		fmt.Fprintf(lf, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, firstLine(err.Error()))
+		s.log.Warn("BuildKit node died during a build; retrying on another node", "job", j.ID, "node", n.addr, "err", untrusted.FirstLine(err.Error()))
+		fmt.Fprintf(lf, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, untrusted.FirstLine(err.Error()))
 	}
 	if err := s.record(ctx, j, res.Digest, rec.Digest); err != nil {
 		return fail(fmt.Errorf("built %s but could not record it: %w", res.Digest, err))

@@ -20,6 +20,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/archmirror/archmirror/internal/bounded"
 )
 
 // Image reads the manifest d and its config from the layout's blobs; layers are opened when
@@ -101,7 +103,7 @@ func (l *layoutTarget) blob(dir string, d v1.Hash, max int64) ([]byte, error) {
 			return nil, fmt.Errorf("%d bytes, larger than %d", fi.Size(), max)
 		}
 	}
-	b, err := readLimited(f, max)
+	b, err := bounded.Read(f, max, "")
 	if err != nil {
 		return nil, err
 	}

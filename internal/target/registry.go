@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/archmirror/archmirror/internal/bounded"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
@@ -160,7 +161,7 @@ func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Optio
 }
 
 // config returns the blob d (an image config), from the cache or else by GET. The reader
-// remote gives checks the content against d at EOF, which readLimited reaches.
+// remote gives checks the content against d at EOF, which bounded.Read reaches.
 func (r *registry) config(ctx context.Context, rt http.RoundTripper, repo name.Repository, d v1.Hash) ([]byte, error) {
 	if b, ok := r.cached(d); ok {
 		return b, nil
@@ -174,7 +175,7 @@ func (r *registry) config(ctx context.Context, rt http.RoundTripper, repo name.R
 		return nil, r.explain(err, repo)
 	}
 	defer rc.Close()
-	b, err := readLimited(rc, maxConfigSize)
+	b, err := bounded.Read(rc, maxConfigSize, "")
 	if err != nil {
 		return nil, fmt.Errorf("GET: %w", err)
 	}

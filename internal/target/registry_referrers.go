@@ -65,6 +65,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/archmirror/archmirror/internal/bounded"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
@@ -158,7 +159,7 @@ func (r *registry) Blob(ctx context.Context, repo string, d v1.Hash, max int64) 
 		return nil, fmt.Errorf("blob %s: %w", where, err)
 	}
 	defer rc.Close()
-	b, err := readLimited(rc, max)
+	b, err := bounded.Read(rc, max, "")
 	if err == nil {
 		err = verify(d, b)
 	}
@@ -314,7 +315,7 @@ func (r *registry) referrersPage(ctx context.Context, rt http.RoundTripper, repo
 		}
 		return nil, nil, apiUnknown, fmt.Errorf("referrers API: answered %s, not an OCI image index", untrusted.Quote(resp.Header.Get("Content-Type"), 100))
 	}
-	b, err := readLimited(resp.Body, maxManifestSize)
+	b, err := bounded.Read(resp.Body, maxManifestSize, "")
 	if err != nil {
 		return nil, nil, apiUnknown, fmt.Errorf("referrers API: %w", err)
 	}
