@@ -319,3 +319,44 @@ func isLoopback(hostport string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Ref is "host/namespace/repo".
+func (r *registry) Ref(repo string) string { return r.prefix + "/" + repo }
+
+// Insecure reports whether the config says insecure or the registry is on loopback.
+func (r *registry) Insecure() bool { return r.insecure }
+
+// options are the remote options of every request: the one transport, ctx, and no retries of
+// go-containerregistry's own (those belong to the transport the caller gives).
+func (r *registry) options(ctx context.Context) (http.RoundTripper, []remote.Option, error) {
+	rt, err := r.transport(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rt, []remote.Option{
+		remote.WithTransport(rt),
+		remote.WithContext(ctx),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+	}, nil
+}
+
+// rewind gives each attempt of a request a fresh copy of its body. go-containerregistry's
+// Bearer transport answers a 401 by renewing its token and sending the same *http.Request
+// again, whose body the first attempt has read. Over HTTP/1.1 net/http happens to replay it
+// from GetBody; over HTTP/2 the body goes out empty and the PUT fails
+// (TestBearerWriteHTTP2).
+type rewind struct{ next http.RoundTripper }
+
+func (rw rewind) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody || req.GetBody == nil {
+		return rw.next.RoundTrip(req)
+	}
+	body, err := req.GetBody()
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	again := req.Clone(req.Context())
+	again.Body = body
+	return rw.next.RoundTrip(again)
+}

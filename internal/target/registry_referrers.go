@@ -86,120 +86,11 @@ const (
 	maxReferrersPages = 100
 )
 
-// Image reads the manifest d (from the cache when it has it) and its config; layers are
-// GETs when read.
-func (r *registry) Image(ctx context.Context, repo string, d v1.Hash) (v1.Image, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	nrepo := r.reg.Repo(r.path, repo)
-	rt, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	raw, err := r.manifestIn(nrepo, d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: manifest: %w", where, err)
-	}
-	config := func(ctx context.Context, h v1.Hash) ([]byte, error) { return r.config(ctx, rt, nrepo, h) }
-	open := func(desc v1.Descriptor) (io.ReadCloser, error) {
-		// remote's reader checks the content against the digest at EOF.
-		rc, err := r.openBlob(nrepo, desc.Digest, opts)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: blob %s: %w", where, desc.Digest, err)
-		}
-		return rc, nil
-	}
-	img, err := newImage(ctx, d, raw, config, open)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	return img, nil
-}
-
-// Manifest reads the manifest d, from the cache or else by GET.
-func (r *registry) Manifest(ctx context.Context, repo string, d v1.Hash) ([]byte, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	_, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	raw, err := r.manifestIn(r.reg.Repo(r.path, repo), d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	return raw, nil
-}
-
-// manifestIn is manifest, saying so when the repo does not have d.
-func (r *registry) manifestIn(repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, error) {
-	raw, err := r.manifest(repo, d, opts)
-	if errors.Is(err, errManifestUnknown) {
-		err = fmt.Errorf("%w (no such manifest in the repo)", err)
-	}
-	return raw, err
-}
-
-// Blob GETs the blob d, reading at most max bytes of it.
-func (r *registry) Blob(ctx context.Context, repo string, d v1.Hash, max int64) ([]byte, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	_, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	rc, err := r.openBlob(r.reg.Repo(r.path, repo), d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	defer rc.Close()
-	b, err := bounded.Read(rc, max, "")
-	if err == nil {
-		err = verify(d, b)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: GET: %w", where, err)
-	}
-	return b, nil
-}
-
-// openBlob GETs the blob d of repo.
-func (r *registry) openBlob(repo name.Repository, d v1.Hash, opts []remote.Option) (io.ReadCloser, error) {
-	l, err := remote.Layer(repo.Digest(d.String()), opts...)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := l.Compressed()
-	switch {
-	case r.notFound(err, repo):
-		return nil, fmt.Errorf("GET: 404 Not Found (no such blob in the repo)")
-	case err != nil:
-		return nil, r.explain(err, repo)
-	}
-	return rc, nil
-}
-
 // Referrers asks the referrers API, or reads the fallback index, whichever the registry has.
 func (r *registry) Referrers(ctx context.Context, repo string, d v1.Hash) ([]v1.Descriptor, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("referrers %s: %w", where, err)
-	}
-	rt, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("referrers %s: %w", where, err)
-	}
-	descs, err := r.referrers(ctx, rt, r.reg.Repo(r.path, repo), d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("referrers %s: %w", where, err)
-	}
-	return descs, nil
+	return byDigest(ctx, r, "referrers", repo, d, func(nrepo name.Repository, rt http.RoundTripper, opts []remote.Option) ([]v1.Descriptor, error) {
+		return r.referrers(ctx, rt, nrepo, d, opts)
+	})
 }
 
 // referrers lists d's referrers in repo, sorted by digest, with what a listing lacks filled
@@ -615,11 +506,3 @@ func apiURL(repo name.Repository, kind, ref string) url.URL {
 
 // client sends requests through rt, the target's transport.
 func client(rt http.RoundTripper) *http.Client { return &http.Client{Transport: rt} }
-
-// checkBlobRef checks a repo and a digest asked for.
-func checkBlobRef(repo string, d v1.Hash) error {
-	if err := checkRepo(repo); err != nil {
-		return err
-	}
-	return checkDigest(d)
-}
