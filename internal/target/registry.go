@@ -5,9 +5,13 @@ package target
 // request; given the *transport.Wrapper that transport.NewWithContext returns, remote uses it
 // as is. So the target builds that transport once, on its first call (the ping, plus a
 // token exchange on a Bearer registry), and an inspection then costs only its own requests:
-// one HEAD for a tag whose manifest is cached. Writes (registry_write.go) use it too. The Bearer transport inside adds each new
-// repo's scope from the registry's 401 challenge and renews expired tokens, so the one
-// transport serves every repo of the namespace for the whole run.
+// one HEAD for a tag whose manifest is cached. Reads by digest (registry_read.go), writes
+// (registry_write.go) and referrers (registry_referrers.go) use it too. The Bearer transport
+// inside adds each new repo's scope from the registry's 401 challenge and renews expired
+// tokens, so the one transport serves every repo of the namespace for the whole run.
+//
+// This file holds the target itself: its transport, Inspect, its name for a repo (Ref), and
+// the manifest and config reads everything else shares.
 
 import (
 	"context"
@@ -95,14 +99,12 @@ func (r *registry) inspect(ctx context.Context, repo name.Repository, tag string
 		// The registry answered the HEAD without a digest (or length, or type): GET by tag,
 		// and name the content by its hash.
 		r.log.Debug("HEAD answer incomplete, getting the manifest by tag", "repo", repo.RepositoryStr(), "tag", tag, "err", err)
-		got, err := remote.Get(repo.Tag(tag), opts...)
+		got, err := r.get(repo, repo.Tag(tag), opts)
 		switch {
-		case r.notFound(err, repo):
+		case errors.Is(err, errManifestUnknown):
 			return State{}, nil
 		case err != nil:
-			return State{}, fmt.Errorf("manifest: %w", r.explain(err, repo))
-		case len(got.Manifest) > maxManifestSize:
-			return State{}, fmt.Errorf("manifest: GET: larger than %d bytes", maxManifestSize)
+			return State{}, fmt.Errorf("manifest: %w", err)
 		}
 		d, mediaType, raw = got.Digest, string(got.MediaType), got.Manifest
 		r.remember(d, raw)
@@ -138,8 +140,8 @@ func (r *registry) transport(ctx context.Context) (http.RoundTripper, error) {
 	return rt, nil
 }
 
-// errManifestUnknown is the registry answering that a manifest asked for by digest is not in
-// the repo.
+// errManifestUnknown is the registry answering that a manifest asked for (by digest, or by tag)
+// is not in the repo.
 var errManifestUnknown = errors.New("GET: 404 Not Found")
 
 // manifest returns the manifest d, from the cache or else by GET (which checks it against d).
@@ -147,7 +149,18 @@ func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Optio
 	if b, ok := r.cached(d); ok {
 		return b, nil
 	}
-	got, err := remote.Get(repo.Digest(d.String()), opts...)
+	got, err := r.get(repo, repo.Digest(d.String()), opts)
+	if err != nil {
+		return nil, err
+	}
+	r.remember(d, got.Manifest)
+	return got.Manifest, nil
+}
+
+// get GETs the manifest ref of repo, of at most maxManifestSize bytes; errManifestUnknown
+// when the repo does not have it.
+func (r *registry) get(repo name.Repository, ref name.Reference, opts []remote.Option) (*remote.Descriptor, error) {
+	got, err := remote.Get(ref, opts...)
 	switch {
 	case r.notFound(err, repo):
 		return nil, errManifestUnknown
@@ -156,8 +169,7 @@ func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Optio
 	case len(got.Manifest) > maxManifestSize:
 		return nil, fmt.Errorf("GET: larger than %d bytes", maxManifestSize)
 	}
-	r.remember(d, got.Manifest)
-	return got.Manifest, nil
+	return got, nil
 }
 
 // config returns the blob d (an image config), from the cache or else by GET. The reader

@@ -132,10 +132,7 @@ func (r *registry) describeChild(ctx context.Context, repo name.Repository, d v1
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	raw, err := r.manifest(repo, d, opts)
-	if errors.Is(err, errManifestUnknown) {
-		err = fmt.Errorf("%w (no such manifest in the repo)", err)
-	}
+	raw, err := r.manifestIn(repo, d, opts)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("manifest: %w", err)
 	}

@@ -278,14 +278,12 @@ func (r *registry) listFallback(ctx context.Context, repo name.Repository, d v1.
 // fallbackIndex GETs the index tagged tag; nil when there is none. It is not cached: the tag
 // moves with every referrer.
 func (r *registry) fallbackIndex(ctx context.Context, repo name.Repository, tag string, opts []remote.Option) ([]byte, error) {
-	got, err := remote.Get(repo.Tag(tag), opts...)
+	got, err := r.get(repo, repo.Tag(tag), opts)
 	switch {
-	case r.notFound(err, repo):
+	case errors.Is(err, errManifestUnknown):
 		return nil, nil
 	case err != nil:
-		return nil, r.explain(err, repo)
-	case len(got.Manifest) > maxManifestSize:
-		return nil, fmt.Errorf("GET: larger than %d bytes", maxManifestSize)
+		return nil, err
 	case got.MediaType != types.OCIImageIndex:
 		return nil, fmt.Errorf("it is a %s, not an OCI image index", untrusted.Quote(string(got.MediaType), 100))
 	}

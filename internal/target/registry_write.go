@@ -13,7 +13,6 @@ package target
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -50,10 +49,7 @@ func (r *registry) Tag(ctx context.Context, repo, tag string, d v1.Hash, expect 
 	if err != nil {
 		return fmt.Errorf("tag %s: %w", where, err)
 	}
-	raw, err := r.manifest(nrepo, d, opts)
-	if errors.Is(err, errManifestUnknown) {
-		err = fmt.Errorf("%w (no such manifest in the repo)", err)
-	}
+	raw, err := r.manifestIn(nrepo, d, opts)
 	if err != nil {
 		return fmt.Errorf("tag %s: manifest %s: %w", where, d, err)
 	}
