@@ -158,14 +158,12 @@ func (a *Attester) Attest(ctx context.Context, v Version) (Result, error) {
 	errs := make([]error, len(v.Images))
 	var wg sync.WaitGroup
 	for i, im := range v.Images {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			pkgs[i], errs[i] = a.attestImage(ctx, v, im, indexMissing[SPDXPredicateType], &res)
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("attest %s@%s (%s): %w", name, im.Digest, im.Platform, errs[i])
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {

@@ -23,6 +23,8 @@ import (
 	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/attest/sbom"
 	"github.com/archmirror/archmirror/internal/attest/sign"
+	"github.com/archmirror/archmirror/internal/build"
+	"github.com/archmirror/archmirror/internal/redact"
 	"github.com/archmirror/archmirror/internal/target"
 )
 
@@ -191,17 +193,17 @@ func newFixture(t *testing.T, extraEntries ...v1.Descriptor) *fixtureVersion {
 		{MediaType: types.OCIManifestSchema1, Digest: arm, Size: armN, Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}},
 	}
 	idx := s.put(t, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: append(entries, extraEntries...)})
-	build := provenance.Build{App: "hello", Component: "hello", Version: "1.2.0", UpstreamTag: "v1.2.0",
+	pb := provenance.Build{App: "hello", Component: "hello", Version: "1.2.0", UpstreamTag: "v1.2.0",
 		SourceURL: "https://git.example/hello.git", SourceRef: "v1.2.0", Dockerfile: "Dockerfile",
 		Args: map[string]string{"URL": "https://dl.example/hello-1.2.0.tgz", "API_TOKEN": "hunter2"}}
-	withBase := build
-	withBase.BaseImages = []provenance.BaseImage{{Ref: "registry.test/base:1", Digest: "sha256:" + strings.Repeat("b", 64)}}
+	withBase := pb
+	withBase.BaseImages = []build.BaseImage{{Ref: "registry.test/base:1", Digest: "sha256:" + strings.Repeat("b", 64)}}
 	signer, verifier := newKey(t)
 	signer2, _ := newKey(t)
 	return &fixtureVersion{
 		store: s, index: idx, amd64: amd, arm64: arm, signer: signer, signer2: signer2, verifier: verifier,
 		version: Version{
-			Repo: "hello", Index: idx, Build: build,
+			Repo: "hello", Index: idx, Build: pb,
 			Images: []Image{{Platform: "linux/amd64", Digest: amd, Build: withBase}, {Platform: "linux/arm64", Digest: arm, Build: withBase}},
 			Mirror: provenance.Mirror{Upstream: provenance.Upstream{Repository: "https://git.example/hello", Version: "1.2.0", Ref: "v1.2.0"},
 				Registry: "registry.test", Repository: "ns/hello", Platforms: []string{"linux/amd64", "linux/arm64"}},
@@ -256,7 +258,7 @@ func TestAttestThenVerify(t *testing.T) {
 		t.Errorf("index SBOM names busybox %d times, want once per image:\n%s", n, idxSBOM)
 	}
 	prov := predicate(t, f, f.arm64, SLSAPredicateType)
-	for _, want := range []string{"registry.test/base:1", `"platform":"linux/arm64"`, provenance.Redacted} {
+	for _, want := range []string{"registry.test/base:1", `"platform":"linux/arm64"`, redact.Redacted} {
 		if !strings.Contains(prov, want) {
 			t.Errorf("arm64 provenance lacks %s:\n%s", want, prov)
 		}

@@ -32,9 +32,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/platform"
+	"github.com/archmirror/archmirror/internal/redact"
 	"github.com/archmirror/archmirror/internal/testenv"
 )
 
@@ -90,8 +90,8 @@ func TestCheck(t *testing.T) {
 	// what the build log names a git context by: user and password both go, as a user name
 	// alone may be a token
 	for _, c := range []string{"https://bot:s3cret@example.com/r.git", "https://s3cret@example.com/r.git"} {
-		if got := redact(c); got != "https://[redacted]@example.com/r.git" {
-			t.Errorf("redact(%q) = %q", c, got)
+		if got := redact.Value(c); got != "https://[redacted]@example.com/r.git" {
+			t.Errorf("redact.Value(%q) = %q", c, got)
 		}
 	}
 	g, err := gitContext("https://github.com/mattermost/mattermost.git#v10.3.1:server/build")
@@ -419,7 +419,7 @@ func TestBuildKit(t *testing.T) {
 		}
 		checkPushed(t, e.reg+"/mirror/app", r, s)
 		sum := sha256.Sum256(e.tarballs["/app-arm64.tar.gz"])
-		e.checkInputs(t, r, &log, "", []provenance.Artifact{{URI: e.srv.URL + "/app-arm64.tar.gz", SHA256: "sha256:" + hex.EncodeToString(sum[:])}})
+		e.checkInputs(t, r, &log, "", []Artifact{{URI: e.srv.URL + "/app-arm64.tar.gz", SHA256: "sha256:" + hex.EncodeToString(sum[:])}})
 		if r.Inputs.Started.Before(before.Add(-time.Minute)) || r.Inputs.Finished.After(time.Now().Add(time.Minute)) {
 			t.Errorf("build ran %s … %s, not around now", r.Inputs.Started, r.Inputs.Finished)
 		}
@@ -497,10 +497,10 @@ func TestBuildKit(t *testing.T) {
 // BuildKit resolved base:latest (for any platform: BuildKit records the digest the tag
 // resolved to, not the platform's manifest), the commit of a git context, the downloads
 // BuildKit made itself, the build's times and BuildKit's version; and that nothing was missing.
-func (e *env) checkInputs(t *testing.T, r Result, log *bytes.Buffer, commit string, artifacts []provenance.Artifact) {
+func (e *env) checkInputs(t *testing.T, r Result, log *bytes.Buffer, commit string, artifacts []Artifact) {
 	t.Helper()
 	in := r.Inputs
-	if want := []provenance.BaseImage{{Ref: e.base, Digest: e.baseIndex.String()}}; !reflect.DeepEqual(in.BaseImages, want) {
+	if want := []BaseImage{{Ref: e.base, Digest: e.baseIndex.String()}}; !reflect.DeepEqual(in.BaseImages, want) {
 		t.Errorf("base images %+v, want %+v (amd64 manifest %s)", in.BaseImages, want, e.baseAMD64)
 	}
 	if in.SourceCommit != commit {

@@ -20,7 +20,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/solver/pb"
 
-	"github.com/archmirror/archmirror/internal/attest/provenance"
+	"github.com/archmirror/archmirror/internal/redact"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
@@ -48,12 +48,12 @@ func gitContext(ctx string) (*dfgitutil.GitRef, error) {
 			err = checkGitRef(g)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("context %s: %w", untrusted.Quote(redact(ctx), maxQuoted), err)
+			return nil, fmt.Errorf("context %s: %w", untrusted.Quote(redact.Value(ctx), maxQuoted), err)
 		}
 		return g, nil
 	}
 	if strings.Contains(ctx, "://") {
-		return nil, fmt.Errorf("context %s: not a git URL (want https://host/repo.git#ref:subdir, git://…)", untrusted.Quote(redact(ctx), maxQuoted))
+		return nil, fmt.Errorf("context %s: not a git URL (want https://host/repo.git#ref:subdir, git://…)", untrusted.Quote(redact.Value(ctx), maxQuoted))
 	}
 	return nil, nil
 }
@@ -80,7 +80,7 @@ func dockerfileName(s Spec) string {
 // to the repository, only buildkitd does).
 func (b *BuildKit) gitDockerfile(ctx context.Context, c *client.Client, g *dfgitutil.GitRef, name string, sess []session.Attachable, log io.Writer) (source, error) {
 	file := path.Join(g.SubDir, name)
-	src := source{where: redact(g.Remote) + "#" + g.Ref + ":" + file}
+	src := source{where: redact.Value(g.Remote) + "#" + g.Ref + ":" + file}
 	opts := []llb.GitOption{llb.GitRef(g.Ref), llb.WithCustomName("[internal] load " + src.where)}
 	if g.Checksum != "" {
 		opts = append(opts, llb.GitChecksum(g.Checksum))
@@ -178,7 +178,7 @@ func resolveGit(ctx context.Context, gw gateway.Client, def *llb.Definition) *gi
 		pin.err = errors.New("no git source in the definition")
 		return pin
 	}
-	md, err := gw.ResolveSourceMetadata(ctx, op, sourceresolver.Opt{LogName: "[internal] resolve " + redact(op.Identifier)})
+	md, err := gw.ResolveSourceMetadata(ctx, op, sourceresolver.Opt{LogName: "[internal] resolve " + redact.Value(op.Identifier)})
 	switch {
 	case err != nil:
 		pin.err = err
@@ -192,10 +192,6 @@ func resolveGit(ctx context.Context, gw gateway.Client, def *llb.Definition) *gi
 	}
 	return pin
 }
-
-// redact hides the user info of a remote's URL, user and password both: a user name alone may
-// be a token ("https://TOKEN@host/repo.git" is "https://[redacted]@host/repo.git").
-func redact(remote string) string { return provenance.RedactValue(remote) }
 
 // localDockerfile reads the Dockerfile name (slash-separated, inside the context) of the local
 // context dir, and the Dockerfile-specific "<name>.dockerignore" beside it. Both are opened

@@ -16,16 +16,28 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/archmirror/archmirror/internal/attest/provenance"
+	"github.com/archmirror/archmirror/internal/redact"
 )
 
 // Inputs is what BuildKit resolved and used, from its own provenance record of the build.
 type Inputs struct {
-	SourceCommit      string                 // 40-hex commit of a git context; "" for a local directory
-	BaseImages        []provenance.BaseImage // FROM images: Ref as BuildKit resolved it (no digest), Digest "sha256:…"
-	Artifacts         []provenance.Artifact  // http(s) sources BuildKit fetched, with sha256 when recorded
+	SourceCommit      string      // 40-hex commit of a git context; "" for a local directory
+	BaseImages        []BaseImage // FROM images: Ref as BuildKit resolved it (no digest), Digest "sha256:…"
+	Artifacts         []Artifact  // http(s) sources BuildKit fetched, with sha256 when recorded
 	Started, Finished time.Time
 	BuilderVersion    string // buildkitd's version ("v0.34.2"), from client.Info
+}
+
+// BaseImage is a resolved FROM image.
+type BaseImage struct {
+	Ref    string // as written or resolved ("docker.io/library/alpine:3.20")
+	Digest string // "sha256:<hex>" of what was pulled (index or manifest)
+}
+
+// Artifact is a downloaded file.
+type Artifact struct {
+	URI    string `json:"uri"`
+	SHA256 string `json:"sha256,omitempty"` // hex, or "sha256:<hex>"; "" when not known
 }
 
 const (
@@ -68,7 +80,7 @@ func (b *BuildKit) inputs(ctx context.Context, c *client.Client, ref string, sta
 		warnings = append(warnings, err)
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(log, "WARNING: provenance of build %s is incomplete: %s\n", ref, provenance.RedactValue(w.Error()))
+		fmt.Fprintf(log, "WARNING: provenance of build %s is incomplete: %s\n", ref, redact.Value(w.Error()))
 	}
 	return in
 }
@@ -123,7 +135,7 @@ func peel(recorded string, pin *gitPin) (string, error) {
 func scrub(in *Inputs, args map[string]string) {
 	var secrets []string
 	for k, v := range args {
-		if provenance.SecretName(k) && len(v) >= 4 {
+		if redact.SecretName(k) && len(v) >= 4 {
 			secrets = append(secrets, v)
 		}
 	}
@@ -131,9 +143,9 @@ func scrub(in *Inputs, args map[string]string) {
 	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	clean := func(s string) string {
 		for _, v := range secrets {
-			s = strings.ReplaceAll(s, v, provenance.Redacted)
+			s = strings.ReplaceAll(s, v, redact.Redacted)
 		}
-		return provenance.RedactValue(s)
+		return redact.Value(s)
 	}
 	for i := range in.BaseImages {
 		in.BaseImages[i].Ref = clean(in.BaseImages[i].Ref)

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/archmirror/archmirror/internal/attest/provenance"
 )
 
 // The testdata/provenance predicates were recorded by buildkitd v0.34.2's build history for
@@ -43,8 +41,8 @@ func mustTime(t *testing.T, s string) time.Time {
 }
 
 func TestParseProvenanceCaptured(t *testing.T) {
-	base := []provenance.BaseImage{{Ref: capturedBase, Digest: capturedIndex}}
-	artifacts := []provenance.Artifact{{URI: capturedURL, SHA256: capturedSHA256}}
+	base := []BaseImage{{Ref: capturedBase, Digest: capturedIndex}}
+	artifacts := []Artifact{{URI: capturedURL, SHA256: capturedSHA256}}
 	for _, tt := range []struct {
 		file              string
 		commit            string
@@ -119,7 +117,7 @@ func TestParseProvenance(t *testing.T) {
 				`{"uri":"pkg:docker/registry.example%3A5000/ns/base?digest=sha256:` + hex64 + `&platform=linux%2Famd64"}`,
 				dep("pkg:docker/alpine@3.20?platform=linux%2Famd64", "sha256", hex64), // the same twice
 			}, ",")),
-			want: Inputs{BaseImages: []provenance.BaseImage{
+			want: Inputs{BaseImages: []BaseImage{
 				{Ref: "docker.io/library/alpine:3.20", Digest: "sha256:" + hex64},
 				{Ref: "docker.io/acme/app:1.0", Digest: "sha256:" + hex64},
 				{Ref: "ghcr.io/acme/tools/go:1.22", Digest: "sha256:" + hex64},
@@ -137,7 +135,7 @@ func TestParseProvenance(t *testing.T) {
 				dep("", "sha256", hex64),
 				`{"uri":"https://example.com/x.tgz"}`, // recorded without a digest
 			}, ",")),
-			want: Inputs{Artifacts: []provenance.Artifact{{URI: "https://example.com/x.tgz"}}},
+			want: Inputs{Artifacts: []Artifact{{URI: "https://example.com/x.tgz"}}},
 		},
 		{
 			name: "git context: the configSource's commit",
@@ -186,8 +184,8 @@ func TestParseProvenance(t *testing.T) {
 				dep("https://example.com/y.tgz", "sha256", hex64),
 			}, ",")),
 			want: Inputs{
-				BaseImages: []provenance.BaseImage{{Ref: "docker.io/library/debian:12", Digest: "sha256:" + hex64}},
-				Artifacts:  []provenance.Artifact{{URI: "https://example.com/y.tgz", SHA256: "sha256:" + hex64}},
+				BaseImages: []BaseImage{{Ref: "docker.io/library/debian:12", Digest: "sha256:" + hex64}},
+				Artifacts:  []Artifact{{URI: "https://example.com/y.tgz", SHA256: "sha256:" + hex64}},
 			},
 			err:  "dependency 0: json: cannot unmarshal string",
 			errs: 11,
@@ -341,8 +339,8 @@ func TestInputsFromScrubsSecrets(t *testing.T) {
 		t.Fatal(warnings)
 	}
 	want := Inputs{
-		BaseImages: []provenance.BaseImage{{Ref: "registry.example/[redacted]/base:1", Digest: "sha256:" + hex64}},
-		Artifacts: []provenance.Artifact{
+		BaseImages: []BaseImage{{Ref: "registry.example/[redacted]/base:1", Digest: "sha256:" + hex64}},
+		Artifacts: []Artifact{
 			{URI: "https://example.com/dl/[redacted]/app.tgz?sig=[redacted]", SHA256: "sha256:" + hex64},
 			{URI: "https://[redacted]@example.com/app.tgz", SHA256: "sha256:" + hex64},
 			{URI: "https://example.com/app.tgz?token=plainvalue", SHA256: "sha256:" + hex64}, // not a secret arg's value

@@ -12,8 +12,6 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
-
-	"github.com/archmirror/archmirror/internal/attest/provenance"
 )
 
 // parseProvenance reads the inputs of a build from the SLSA provenance predicate (v1, or
@@ -193,7 +191,7 @@ func gitObject(d map[string]string) (string, error) {
 // baseImage reads a "pkg:docker/NAMESPACE/NAME@VERSION?digest=…&platform=…" dependency (the
 // package URL BuildKit writes for an image it pulled). ok is false for what is not a pulled
 // image (a blob, a git bundle).
-func baseImage(m material) (bi provenance.BaseImage, ok bool, err error) {
+func baseImage(m material) (bi BaseImage, ok bool, err error) {
 	rest := strings.TrimPrefix(m.URI, "pkg:docker/")
 	rest, _, _ = strings.Cut(rest, "#") // subpath
 	path, query, _ := strings.Cut(rest, "?")
@@ -254,8 +252,8 @@ func baseImage(m material) (bi provenance.BaseImage, ok bool, err error) {
 }
 
 // artifact reads an http(s) dependency: a file BuildKit downloaded (ADD https://…).
-func artifact(m material) (provenance.Artifact, error) {
-	a := provenance.Artifact{URI: m.URI}
+func artifact(m material) (Artifact, error) {
+	a := Artifact{URI: m.URI}
 	if _, err := url.Parse(m.URI); err != nil {
 		return a, fmt.Errorf("%q: %w", m.URI, err)
 	}

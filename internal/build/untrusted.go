@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/frontend/dockerfile/dfgitutil"
 
-	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/redact"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
@@ -117,7 +117,7 @@ func jobName(id string) string {
 }
 
 // printableError is an error whose message is err's made safe to print and record: URL user
-// info redacted (provenance.RedactValue: a git context's user name may be a token, and
+// info redacted (redact.Value: a git context's user name may be a token, and
 // BuildKit's or git's messages may quote it), control characters escaped (untrusted.Printable).
 // err is still inside it for errors.Is and errors.As.
 type printableError struct{ err error }
@@ -125,7 +125,7 @@ type printableError struct{ err error }
 func (e printableError) Error() string { return safeText(e.err.Error()) }
 func (e printableError) Unwrap() error { return e.err }
 
-func safeText(s string) string { return untrusted.Printable(provenance.RedactValue(s)) }
+func safeText(s string) string { return untrusted.Printable(redact.Value(s)) }
 
 // cleanError is err, or a printableError around it when its message needs redacting or
 // escaping.

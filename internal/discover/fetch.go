@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/archmirror/archmirror/internal/bounded"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
@@ -208,7 +209,7 @@ func (f *fetcher) get(ctx context.Context, what string, u *url.URL) (*page, erro
 			return nil, fmt.Errorf("%s: GET %s: %s%s", what, u.EscapedPath(), resp.Status, apiMessage(body))
 		}
 
-		body, err := readLimited(resp.Body, maxBody)
+		body, err := bounded.Read(resp.Body, maxBody, "body")
 		resp.Body.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: GET %s: %s: %w", what, u.EscapedPath(), resp.Status, err)
@@ -330,18 +331,6 @@ func firstHeader(h http.Header, keys ...string) string {
 		}
 	}
 	return ""
-}
-
-// readLimited reads at most limit bytes; a longer body is an error.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading body: %w", err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("body larger than %d MiB", limit>>20)
-	}
-	return b, nil
 }
 
 // readPrefix reads at most limit bytes, for an error message: a longer body is cut, not an

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/archmirror/archmirror/internal/atomicfile"
+	"github.com/archmirror/archmirror/internal/bounded"
 )
 
 // httpCache keeps API responses on disk with their ETag, so a repeated run asks upstream
@@ -69,7 +70,7 @@ func (c *httpCache) load(url string, auth bool) (*cachedPage, error) {
 	}
 	defer f.Close()
 	// An entry holds a body of at most maxBody bytes, base64-encoded in JSON.
-	b, err := readLimited(f, maxBody*2)
+	b, err := bounded.Read(f, maxBody*2, "body")
 	if err != nil {
 		return nil, fmt.Errorf("http cache %s: %w", filepath.Base(path), err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/hostlimit"
+	"github.com/archmirror/archmirror/internal/retry"
 )
 
 // Option configures a source, a gate or the pipeline. Each takes the options that concern it
@@ -173,16 +174,4 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func (realClock) Sleep(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }

@@ -7,9 +7,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/Masterminds/semver/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/untrusted"
@@ -174,21 +174,19 @@ func checkBatch(ctx context.Context, gate Gate, batch []Version) ([]string, []er
 	if gate == nil {
 		return reasons, errs
 	}
-	sem := make(chan struct{}, gateConcurrency)
-	var wg sync.WaitGroup
+	var g errgroup.Group // each version's error is its own: none stops the others
+	g.SetLimit(gateConcurrency)
 	for j, v := range batch {
-		wg.Go(func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[j] = ctx.Err()
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				errs[j] = err
+				return nil
 			}
-			defer func() { <-sem }()
 			reasons[j], errs[j] = gate.Check(ctx, v)
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	return reasons, errs
 }
 

@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -92,7 +91,7 @@ func (p *Progress) JobDone(id, status string, err error) {
 	}
 	line := fmt.Sprintf("%s %s  %5.1fs  %s", mark, untrusted.Line(id, 0), took.Seconds(), untrusted.Line(status, 0))
 	if err != nil {
-		line += ": " + untrusted.Line(firstLine(err.Error()), 0)
+		line += ": " + untrusted.Line(untrusted.FirstLine(err.Error()), 0)
 	}
 	fmt.Fprintln(p.w, p.fit(line))
 	p.redraw()
@@ -126,13 +125,6 @@ func (p *Progress) redraw() {
 func (p *Progress) fit(s string) string {
 	if r := []rune(s); len(r) > p.width-1 {
 		return string(r[:p.width-2]) + "…"
-	}
-	return s
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
 	}
 	return s
 }

@@ -243,8 +243,12 @@ func Settle(window, least, most time.Duration) time.Duration {
 	return d
 }
 
-// Sleep waits d, or until ctx ends (its error then).
+// Sleep waits d, or until ctx ends (its error then). A d of zero or less waits nothing, and
+// gives ctx's error if it has ended.
 func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

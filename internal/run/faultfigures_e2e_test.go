@@ -22,6 +22,7 @@ import (
 	"github.com/archmirror/archmirror/internal/lease"
 	"github.com/archmirror/archmirror/internal/publish"
 	"github.com/archmirror/archmirror/internal/testenv"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // The figures of issue 7: how archmirror fares when its registry and its upstream misbehave.
@@ -218,7 +219,7 @@ func firstFailure(rep Report) string {
 	if len(fs) == 0 {
 		return "failed attestations"
 	}
-	why := firstLine(fs[0])
+	why := untrusted.FirstLine(fs[0])
 	if len(why) > 300 {
 		why = why[:300] + "…"
 	}

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/archmirror/archmirror/internal/attest/provenance"
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/plan"
+	"github.com/archmirror/archmirror/internal/redact"
 )
 
 // builder is the chain every job of a run goes through: recorded jobs are not built again (and
@@ -109,8 +109,8 @@ func (s *syncer) logged(ctx context.Context, next build.Builder, spec build.Spec
 }
 
 // redactedError is err with the user info of the URLs in its message redacted
-// (provenance.RedactValue); err is still inside it for errors.Is and errors.As.
+// (redact.Value); err is still inside it for errors.Is and errors.As.
 type redactedError struct{ err error }
 
-func (e redactedError) Error() string { return provenance.RedactValue(e.err.Error()) }
+func (e redactedError) Error() string { return redact.Value(e.err.Error()) }
 func (e redactedError) Unwrap() error { return e.err }

@@ -13,6 +13,7 @@ import (
 	"github.com/archmirror/archmirror/internal/build"
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/platform"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // pool routes build jobs to BuildKit nodes: the nodes configured for a job's platform, else
@@ -101,9 +102,9 @@ func (p *pool) Build(ctx context.Context, s build.Spec) (build.Result, error) {
 			return build.Result{Builder: used, Retried: retried}, err
 		}
 		retried = append(retried, n.addr)
-		p.log.Warn("BuildKit node died during a build; retrying on another node", "job", s.JobID, "node", n.addr, "err", firstLine(err.Error()))
+		p.log.Warn("BuildKit node died during a build; retrying on another node", "job", s.JobID, "node", n.addr, "err", untrusted.FirstLine(err.Error()))
 		if s.Log != nil {
-			fmt.Fprintf(s.Log, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, firstLine(err.Error()))
+			fmt.Fprintf(s.Log, "\n--- %s stopped answering (%s); building again on another node ---\n\n", n.addr, untrusted.FirstLine(err.Error()))
 		}
 	}
 }
@@ -229,7 +230,7 @@ func (p *pool) died(ctx context.Context, n *node, buildErr error) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n.down == nil {
-		n.down = fmt.Errorf("stopped answering during a build: %s", firstLine(buildErr.Error()))
+		n.down = fmt.Errorf("stopped answering during a build: %s", untrusted.FirstLine(buildErr.Error()))
 		p.notify()
 	}
 	return true
@@ -238,11 +239,6 @@ func (p *pool) died(ctx context.Context, n *node, buildErr error) bool {
 func (p *pool) notify() {
 	close(p.changed)
 	p.changed = make(chan struct{})
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 // errNoNative is a job whose platform has no native node, with emulation off.

@@ -24,6 +24,7 @@ import (
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/target"
 	"github.com/archmirror/archmirror/internal/tlsscope"
+	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
 // SyncFunc runs one sync of cfg (the config with the run's request applied).
@@ -254,7 +255,7 @@ func appsView(cfg *config.Config, p plan.Plan, last *Run) []App {
 		for _, j := range last.Jobs {
 			if j.Status == string(run.JobFailed) {
 				failed[j.ID] = j
-				appErr[j.App] = j.ID + ": " + firstLine(j.Error)
+				appErr[j.App] = j.ID + ": " + untrusted.FirstLine(j.Error)
 			}
 		}
 		for _, a := range last.Apps {
@@ -289,7 +290,7 @@ func appsView(cfg *config.Config, p plan.Plan, last *Run) []App {
 					}
 					if pp, err := platform.Parse(pl); err == nil && cell.State == CellMissing {
 						if j, ok := failed[plan.JobID(ar.Name, cr.Component, vr.Version, pp.Slug())]; ok {
-							cell = Cell{State: CellFailed, Error: firstLine(j.Error)}
+							cell = Cell{State: CellFailed, Error: untrusted.FirstLine(j.Error)}
 						}
 					}
 					c.Cells[pl] = cell
@@ -304,11 +305,6 @@ func appsView(cfg *config.Config, p plan.Plan, last *Run) []App {
 		out = append(out, a)
 	}
 	return out
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 // applyRequest returns cfg with a run's overrides applied to a copy (cfg is shared with the API

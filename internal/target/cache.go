@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -78,16 +77,4 @@ func verify(d v1.Hash, b []byte) error {
 		return fmt.Errorf("content does not match digest %s (it is %s:%s)", d, d.Algorithm, got)
 	}
 	return nil
-}
-
-// readLimited reads r up to limit bytes; more is an error, not a truncation.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
-	}
-	return b, nil
 }

@@ -10,106 +10,12 @@ package target
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
-
-// Image reads the manifest d and its config from the layout's blobs; layers are opened when
-// read, and checked against their digests as they are.
-func (l *layoutTarget) Image(ctx context.Context, repo string, d v1.Hash) (v1.Image, error) {
-	dir := filepath.Join(l.root, repo)
-	where := "oci:" + dir + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	read := blobReader(dir)
-	raw, err := read(ctx, d)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: manifest: %w", where, err)
-	}
-	open := func(desc v1.Descriptor) (io.ReadCloser, error) {
-		rc, err := layout.Path(dir).Blob(desc.Digest)
-		if errors.Is(err, fs.ErrNotExist) {
-			err = errors.New("not in the layout")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("image %s: blob %s: %w", where, desc.Digest, err)
-		}
-		return newVerifying(rc, desc)
-	}
-	img, err := newImage(ctx, d, raw, read, open)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	return img, nil
-}
-
-// Manifest reads the manifest d from the layout's blobs.
-func (l *layoutTarget) Manifest(ctx context.Context, repo string, d v1.Hash) ([]byte, error) {
-	dir := filepath.Join(l.root, repo)
-	where := "oci:" + dir + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	b, err := l.blob(dir, d, maxManifestSize)
-	if err == nil {
-		_, err = manifestMediaType(b, "")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	return b, nil
-}
-
-// Blob reads the blob d from the layout, refusing it without reading it when it is larger
-// than max.
-func (l *layoutTarget) Blob(ctx context.Context, repo string, d v1.Hash, max int64) ([]byte, error) {
-	dir := filepath.Join(l.root, repo)
-	where := "oci:" + dir + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	b, err := l.blob(dir, d, max)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	return b, nil
-}
-
-func (l *layoutTarget) blob(dir string, d v1.Hash, max int64) ([]byte, error) {
-	f, err := layout.Path(dir).Blob(d)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errors.New("not in the layout")
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if st, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok {
-		if fi, err := st.Stat(); err == nil && fi.Size() > max {
-			return nil, fmt.Errorf("%d bytes, larger than %d", fi.Size(), max)
-		}
-	}
-	b, err := readLimited(f, max)
-	if err != nil {
-		return nil, err
-	}
-	if err := verify(d, b); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
 
 // Referrers reads index.json and the manifests of its untagged entries, and lists those
 // whose subject is d.
@@ -180,19 +86,11 @@ func (l *layoutTarget) Attach(ctx context.Context, repo string, arts ...Artifact
 }
 
 func (l *layoutTarget) attach(ctx context.Context, dir string, a *artifact) error {
-	unlock, err := lockDir(ctx, dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("subject %s: no layout at %s (a referrer is attached to an image already written)", a.subject, dir)
-	}
+	im, unlock, err := lockIndex(ctx, dir, fmt.Errorf("subject %s: no layout at %s (a referrer is attached to an image already written)", a.subject, dir))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-
-	im, err := readIndexJSON(dir)
-	if err != nil {
-		return err
-	}
 	for _, e := range im.Manifests {
 		if _, tagged := e.Annotations[annotationRefName]; !tagged && e.Digest == a.desc.Digest {
 			l.log.Debug("already a referrer", "layout", dir, "subject", a.subject.String(), "digest", a.desc.Digest.String())

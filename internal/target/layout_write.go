@@ -18,8 +18,6 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/archmirror/archmirror/internal/atomicfile"
 )
@@ -29,25 +27,6 @@ func (l *layoutTarget) Ref(repo string) string { return filepath.Join(l.root, re
 
 // Insecure is false: a layout is not reached over the network.
 func (l *layoutTarget) Insecure() bool { return false }
-
-// Describe reads the manifest d and its config from the layout's blobs.
-func (l *layoutTarget) Describe(ctx context.Context, repo string, d v1.Hash) (v1.Descriptor, error) {
-	dir := filepath.Join(l.root, repo)
-	where := "oci:" + dir + "@" + d.String()
-	if err := checkRepo(repo); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("describe %s: %w", where, err)
-	}
-	read := blobReader(dir)
-	raw, err := read(ctx, d)
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("describe %s: manifest: %w", where, err)
-	}
-	desc, err := imageDescriptor(ctx, d, "", raw, read)
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("describe %s: %w", where, err)
-	}
-	return desc, nil
-}
 
 // WriteIndex checks that every child is in the layout, writes the index blob and points tag
 // at it, under the guard.
@@ -112,19 +91,11 @@ func (l *layoutTarget) Tag(ctx context.Context, repo, tag string, d v1.Hash, exp
 // update points tag at desc in dir/index.json if tag points at expect, under the layout's
 // lock. before, if set, runs under the lock once the guard holds, before index.json changes.
 func (l *layoutTarget) update(ctx context.Context, dir, tag string, desc v1.Descriptor, expect string, before func() error) error {
-	unlock, err := lockDir(ctx, dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no layout at %s (its images are written there first)", dir)
-	}
+	im, unlock, err := lockIndex(ctx, dir, fmt.Errorf("no layout at %s (its images are written there first)", dir))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-
-	im, err := readIndexJSON(dir)
-	if err != nil {
-		return err
-	}
 	cur := ""
 	for _, m := range im.Manifests { // the last entry wins, as in Inspect
 		if m.Annotations[annotationRefName] == tag {
@@ -155,21 +126,21 @@ func (l *layoutTarget) update(ctx context.Context, dir, tag string, desc v1.Desc
 	return nil
 }
 
-// readIndexJSON reads dir/index.json; a layout without one (only blobs so far) has an empty
-// index.
-func readIndexJSON(dir string) (*v1.IndexManifest, error) {
-	ii, err := layout.Path(dir).ImageIndex()
+// lockIndex takes the lock of the layout at dir and reads its index.json, for an update of
+// it; unlock releases the lock. missing is the error when dir is not there.
+func lockIndex(ctx context.Context, dir string, missing error) (im *v1.IndexManifest, unlock func(), err error) {
+	unlock, err = lockDir(ctx, dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}, nil
+		return nil, nil, missing
 	}
 	if err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
+		return nil, nil, err
 	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
+	if im, err = readIndexJSON(dir); err != nil {
+		unlock()
+		return nil, nil, err
 	}
-	return im.DeepCopy(), nil
+	return im, unlock, nil
 }
 
 // writeIndexJSON replaces dir/index.json with im (and writes dir/oci-layout if missing). The
@@ -195,23 +166,6 @@ func ensureLayoutFile(dir string) error {
 		return nil
 	}
 	return atomicfile.WriteFile(p, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
-}
-
-// blobReader reads blobs of the layout at dir, verified against their digests.
-func blobReader(dir string) fetchFunc {
-	return func(_ context.Context, d v1.Hash) ([]byte, error) {
-		b, err := layout.Path(dir).Bytes(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("not in the layout")
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := verify(d, b); err != nil {
-			return nil, err
-		}
-		return b, nil
-	}
 }
 
 // writeBlob stores b, whose digest is d, in the layout at dir, unless it is there already.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/archmirror/archmirror/internal/retry"
 )
 
 // lockDir takes an exclusive flock on dir, waiting for it until ctx ends, and returns its
@@ -30,11 +32,9 @@ func lockDir(ctx context.Context, dir string) (func(), error) {
 			_ = f.Close()
 			return nil, fmt.Errorf("lock %s: %w", dir, err)
 		}
-		select {
-		case <-ctx.Done():
+		if err := retry.Sleep(ctx, 20*time.Millisecond); err != nil {
 			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %w", dir, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+			return nil, fmt.Errorf("lock %s: %w", dir, err)
 		}
 	}
 	return func() {

@@ -239,3 +239,11 @@ func checkRepo(repo string) error {
 	}
 	return nil
 }
+
+// checkBlobRef checks a repo and a digest asked for.
+func checkBlobRef(repo string, d v1.Hash) error {
+	if err := checkRepo(repo); err != nil {
+		return err
+	}
+	return checkDigest(d)
+}

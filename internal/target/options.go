@@ -138,8 +138,8 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 	}
 
 	// Each attempt has its own deadlines, and a wait for a host's slot is not counted in them.
-	base := o.retry.Transport(o.limit.Transport(deadlines{header: o.header, request: o.request,
-		next: baseTransport(o.transport, cfg.Insecure, reg.RegistryStr())}))
+	base := o.retry.Transport(o.limit.Transport(deadlines(o.header, o.request,
+		baseTransport(o.transport, cfg.Insecure, reg.RegistryStr()))))
 	if !cfg.Insecure && !isLoopback(host) {
 		base = httpsOnly{host: reg.RegistryStr(), next: base}
 	}

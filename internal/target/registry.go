@@ -5,9 +5,13 @@ package target
 // request; given the *transport.Wrapper that transport.NewWithContext returns, remote uses it
 // as is. So the target builds that transport once, on its first call (the ping, plus a
 // token exchange on a Bearer registry), and an inspection then costs only its own requests:
-// one HEAD for a tag whose manifest is cached. Writes (registry_write.go) use it too. The Bearer transport inside adds each new
-// repo's scope from the registry's 401 challenge and renews expired tokens, so the one
-// transport serves every repo of the namespace for the whole run.
+// one HEAD for a tag whose manifest is cached. Reads by digest (registry_read.go), writes
+// (registry_write.go) and referrers (registry_referrers.go) use it too. The Bearer transport
+// inside adds each new repo's scope from the registry's 401 challenge and renews expired
+// tokens, so the one transport serves every repo of the namespace for the whole run.
+//
+// This file holds the target itself: its transport, Inspect, its name for a repo (Ref), and
+// the manifest and config reads everything else shares.
 
 import (
 	"context"
@@ -28,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/archmirror/archmirror/internal/bounded"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
@@ -94,14 +99,12 @@ func (r *registry) inspect(ctx context.Context, repo name.Repository, tag string
 		// The registry answered the HEAD without a digest (or length, or type): GET by tag,
 		// and name the content by its hash.
 		r.log.Debug("HEAD answer incomplete, getting the manifest by tag", "repo", repo.RepositoryStr(), "tag", tag, "err", err)
-		got, err := remote.Get(repo.Tag(tag), opts...)
+		got, err := r.get(repo, repo.Tag(tag), opts)
 		switch {
-		case r.notFound(err, repo):
+		case errors.Is(err, errManifestUnknown):
 			return State{}, nil
 		case err != nil:
-			return State{}, fmt.Errorf("manifest: %w", r.explain(err, repo))
-		case len(got.Manifest) > maxManifestSize:
-			return State{}, fmt.Errorf("manifest: GET: larger than %d bytes", maxManifestSize)
+			return State{}, fmt.Errorf("manifest: %w", err)
 		}
 		d, mediaType, raw = got.Digest, string(got.MediaType), got.Manifest
 		r.remember(d, raw)
@@ -137,8 +140,8 @@ func (r *registry) transport(ctx context.Context) (http.RoundTripper, error) {
 	return rt, nil
 }
 
-// errManifestUnknown is the registry answering that a manifest asked for by digest is not in
-// the repo.
+// errManifestUnknown is the registry answering that a manifest asked for (by digest, or by tag)
+// is not in the repo.
 var errManifestUnknown = errors.New("GET: 404 Not Found")
 
 // manifest returns the manifest d, from the cache or else by GET (which checks it against d).
@@ -146,7 +149,18 @@ func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Optio
 	if b, ok := r.cached(d); ok {
 		return b, nil
 	}
-	got, err := remote.Get(repo.Digest(d.String()), opts...)
+	got, err := r.get(repo, repo.Digest(d.String()), opts)
+	if err != nil {
+		return nil, err
+	}
+	r.remember(d, got.Manifest)
+	return got.Manifest, nil
+}
+
+// get GETs the manifest ref of repo, of at most maxManifestSize bytes; errManifestUnknown
+// when the repo does not have it.
+func (r *registry) get(repo name.Repository, ref name.Reference, opts []remote.Option) (*remote.Descriptor, error) {
+	got, err := remote.Get(ref, opts...)
 	switch {
 	case r.notFound(err, repo):
 		return nil, errManifestUnknown
@@ -155,12 +169,11 @@ func (r *registry) manifest(repo name.Repository, d v1.Hash, opts []remote.Optio
 	case len(got.Manifest) > maxManifestSize:
 		return nil, fmt.Errorf("GET: larger than %d bytes", maxManifestSize)
 	}
-	r.remember(d, got.Manifest)
-	return got.Manifest, nil
+	return got, nil
 }
 
 // config returns the blob d (an image config), from the cache or else by GET. The reader
-// remote gives checks the content against d at EOF, which readLimited reaches.
+// remote gives checks the content against d at EOF, which bounded.Read reaches.
 func (r *registry) config(ctx context.Context, rt http.RoundTripper, repo name.Repository, d v1.Hash) ([]byte, error) {
 	if b, ok := r.cached(d); ok {
 		return b, nil
@@ -174,7 +187,7 @@ func (r *registry) config(ctx context.Context, rt http.RoundTripper, repo name.R
 		return nil, r.explain(err, repo)
 	}
 	defer rc.Close()
-	b, err := readLimited(rc, maxConfigSize)
+	b, err := bounded.Read(rc, maxConfigSize, "")
 	if err != nil {
 		return nil, fmt.Errorf("GET: %w", err)
 	}
@@ -317,4 +330,45 @@ func isLoopback(hostport string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Ref is "host/namespace/repo".
+func (r *registry) Ref(repo string) string { return r.prefix + "/" + repo }
+
+// Insecure reports whether the config says insecure or the registry is on loopback.
+func (r *registry) Insecure() bool { return r.insecure }
+
+// options are the remote options of every request: the one transport, ctx, and no retries of
+// go-containerregistry's own (those belong to the transport the caller gives).
+func (r *registry) options(ctx context.Context) (http.RoundTripper, []remote.Option, error) {
+	rt, err := r.transport(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rt, []remote.Option{
+		remote.WithTransport(rt),
+		remote.WithContext(ctx),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+	}, nil
+}
+
+// rewind gives each attempt of a request a fresh copy of its body. go-containerregistry's
+// Bearer transport answers a 401 by renewing its token and sending the same *http.Request
+// again, whose body the first attempt has read. Over HTTP/1.1 net/http happens to replay it
+// from GetBody; over HTTP/2 the body goes out empty and the PUT fails
+// (TestBearerWriteHTTP2).
+type rewind struct{ next http.RoundTripper }
+
+func (rw rewind) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody || req.GetBody == nil {
+		return rw.next.RoundTrip(req)
+	}
+	body, err := req.GetBody()
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	again := req.Clone(req.Context())
+	again.Body = body
+	return rw.next.RoundTrip(again)
 }

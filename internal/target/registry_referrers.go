@@ -65,6 +65,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/archmirror/archmirror/internal/bounded"
 	"github.com/archmirror/archmirror/internal/retry"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
@@ -85,120 +86,11 @@ const (
 	maxReferrersPages = 100
 )
 
-// Image reads the manifest d (from the cache when it has it) and its config; layers are
-// GETs when read.
-func (r *registry) Image(ctx context.Context, repo string, d v1.Hash) (v1.Image, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	nrepo := r.reg.Repo(r.path, repo)
-	rt, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	raw, err := r.manifestIn(nrepo, d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: manifest: %w", where, err)
-	}
-	config := func(ctx context.Context, h v1.Hash) ([]byte, error) { return r.config(ctx, rt, nrepo, h) }
-	open := func(desc v1.Descriptor) (io.ReadCloser, error) {
-		// remote's reader checks the content against the digest at EOF.
-		rc, err := r.openBlob(nrepo, desc.Digest, opts)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: blob %s: %w", where, desc.Digest, err)
-		}
-		return rc, nil
-	}
-	img, err := newImage(ctx, d, raw, config, open)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", where, err)
-	}
-	return img, nil
-}
-
-// Manifest reads the manifest d, from the cache or else by GET.
-func (r *registry) Manifest(ctx context.Context, repo string, d v1.Hash) ([]byte, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	_, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	raw, err := r.manifestIn(r.reg.Repo(r.path, repo), d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", where, err)
-	}
-	return raw, nil
-}
-
-// manifestIn is manifest, saying so when the repo does not have d.
-func (r *registry) manifestIn(repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, error) {
-	raw, err := r.manifest(repo, d, opts)
-	if errors.Is(err, errManifestUnknown) {
-		err = fmt.Errorf("%w (no such manifest in the repo)", err)
-	}
-	return raw, err
-}
-
-// Blob GETs the blob d, reading at most max bytes of it.
-func (r *registry) Blob(ctx context.Context, repo string, d v1.Hash, max int64) ([]byte, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	_, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	rc, err := r.openBlob(r.reg.Repo(r.path, repo), d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", where, err)
-	}
-	defer rc.Close()
-	b, err := readLimited(rc, max)
-	if err == nil {
-		err = verify(d, b)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: GET: %w", where, err)
-	}
-	return b, nil
-}
-
-// openBlob GETs the blob d of repo.
-func (r *registry) openBlob(repo name.Repository, d v1.Hash, opts []remote.Option) (io.ReadCloser, error) {
-	l, err := remote.Layer(repo.Digest(d.String()), opts...)
-	if err != nil {
-		return nil, err
-	}
-	rc, err := l.Compressed()
-	switch {
-	case r.notFound(err, repo):
-		return nil, fmt.Errorf("GET: 404 Not Found (no such blob in the repo)")
-	case err != nil:
-		return nil, r.explain(err, repo)
-	}
-	return rc, nil
-}
-
 // Referrers asks the referrers API, or reads the fallback index, whichever the registry has.
 func (r *registry) Referrers(ctx context.Context, repo string, d v1.Hash) ([]v1.Descriptor, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkBlobRef(repo, d); err != nil {
-		return nil, fmt.Errorf("referrers %s: %w", where, err)
-	}
-	rt, opts, err := r.options(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("referrers %s: %w", where, err)
-	}
-	descs, err := r.referrers(ctx, rt, r.reg.Repo(r.path, repo), d, opts)
-	if err != nil {
-		return nil, fmt.Errorf("referrers %s: %w", where, err)
-	}
-	return descs, nil
+	return byDigest(ctx, r, "referrers", repo, d, func(nrepo name.Repository, rt http.RoundTripper, opts []remote.Option) ([]v1.Descriptor, error) {
+		return r.referrers(ctx, rt, nrepo, d, opts)
+	})
 }
 
 // referrers lists d's referrers in repo, sorted by digest, with what a listing lacks filled
@@ -314,7 +206,7 @@ func (r *registry) referrersPage(ctx context.Context, rt http.RoundTripper, repo
 		}
 		return nil, nil, apiUnknown, fmt.Errorf("referrers API: answered %s, not an OCI image index", untrusted.Quote(resp.Header.Get("Content-Type"), 100))
 	}
-	b, err := readLimited(resp.Body, maxManifestSize)
+	b, err := bounded.Read(resp.Body, maxManifestSize, "")
 	if err != nil {
 		return nil, nil, apiUnknown, fmt.Errorf("referrers API: %w", err)
 	}
@@ -386,14 +278,12 @@ func (r *registry) listFallback(ctx context.Context, repo name.Repository, d v1.
 // fallbackIndex GETs the index tagged tag; nil when there is none. It is not cached: the tag
 // moves with every referrer.
 func (r *registry) fallbackIndex(ctx context.Context, repo name.Repository, tag string, opts []remote.Option) ([]byte, error) {
-	got, err := remote.Get(repo.Tag(tag), opts...)
+	got, err := r.get(repo, repo.Tag(tag), opts)
 	switch {
-	case r.notFound(err, repo):
+	case errors.Is(err, errManifestUnknown):
 		return nil, nil
 	case err != nil:
-		return nil, r.explain(err, repo)
-	case len(got.Manifest) > maxManifestSize:
-		return nil, fmt.Errorf("GET: larger than %d bytes", maxManifestSize)
+		return nil, err
 	case got.MediaType != types.OCIImageIndex:
 		return nil, fmt.Errorf("it is a %s, not an OCI image index", untrusted.Quote(string(got.MediaType), 100))
 	}
@@ -614,11 +504,3 @@ func apiURL(repo name.Repository, kind, ref string) url.URL {
 
 // client sends requests through rt, the target's transport.
 func client(rt http.RoundTripper) *http.Client { return &http.Client{Transport: rt} }
-
-// checkBlobRef checks a repo and a digest asked for.
-func checkBlobRef(repo string, d v1.Hash) error {
-	if err := checkRepo(repo); err != nil {
-		return err
-	}
-	return checkDigest(d)
-}

@@ -13,49 +13,12 @@ package target
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
-
-// Ref is "host/namespace/repo".
-func (r *registry) Ref(repo string) string { return r.prefix + "/" + repo }
-
-// Insecure reports whether the config says insecure or the registry is on loopback.
-func (r *registry) Insecure() bool { return r.insecure }
-
-// Describe GETs the manifest d and its config (each from the cache when it has them).
-func (r *registry) Describe(ctx context.Context, repo string, d v1.Hash) (v1.Descriptor, error) {
-	where := r.prefix + "/" + repo + "@" + d.String()
-	if err := checkRepo(repo); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("describe %s: %w", where, err)
-	}
-	desc, err := r.describeChild(ctx, r.reg.Repo(r.path, repo), d)
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("describe %s: %w", where, err)
-	}
-	return desc, nil
-}
-
-func (r *registry) describeChild(ctx context.Context, repo name.Repository, d v1.Hash) (v1.Descriptor, error) {
-	rt, opts, err := r.options(ctx)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	raw, err := r.manifest(repo, d, opts)
-	if errors.Is(err, errManifestUnknown) {
-		err = fmt.Errorf("%w (no such manifest in the repo)", err)
-	}
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("manifest: %w", err)
-	}
-	config := func(ctx context.Context, d v1.Hash) ([]byte, error) { return r.config(ctx, rt, repo, d) }
-	return imageDescriptor(ctx, d, "", raw, config)
-}
 
 // WriteIndex HEADs tag, and PUTs the index under it when the guard holds. Nothing else is
 // uploaded: the registry refuses an index whose children it does not have in the repo.
@@ -86,10 +49,7 @@ func (r *registry) Tag(ctx context.Context, repo, tag string, d v1.Hash, expect 
 	if err != nil {
 		return fmt.Errorf("tag %s: %w", where, err)
 	}
-	raw, err := r.manifest(nrepo, d, opts)
-	if errors.Is(err, errManifestUnknown) {
-		err = fmt.Errorf("%w (no such manifest in the repo)", err)
-	}
+	raw, err := r.manifestIn(nrepo, d, opts)
 	if err != nil {
 		return fmt.Errorf("tag %s: manifest %s: %w", where, d, err)
 	}
@@ -146,39 +106,4 @@ func (r *registry) current(ctx context.Context, repo name.Repository, tag string
 	default:
 		return "", r.explain(err, repo)
 	}
-}
-
-// options are the remote options of every request: the one transport, ctx, and no retries of
-// go-containerregistry's own (those belong to the transport the caller gives).
-func (r *registry) options(ctx context.Context) (http.RoundTripper, []remote.Option, error) {
-	rt, err := r.transport(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return rt, []remote.Option{
-		remote.WithTransport(rt),
-		remote.WithContext(ctx),
-		remote.WithRetryPredicate(func(error) bool { return false }),
-	}, nil
-}
-
-// rewind gives each attempt of a request a fresh copy of its body. go-containerregistry's
-// Bearer transport answers a 401 by renewing its token and sending the same *http.Request
-// again, whose body the first attempt has read. Over HTTP/1.1 net/http happens to replay it
-// from GetBody; over HTTP/2 the body goes out empty and the PUT fails
-// (TestBearerWriteHTTP2).
-type rewind struct{ next http.RoundTripper }
-
-func (rw rewind) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body == nil || req.Body == http.NoBody || req.GetBody == nil {
-		return rw.next.RoundTrip(req)
-	}
-	body, err := req.GetBody()
-	_ = req.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	again := req.Clone(req.Context())
-	again.Body = body
-	return rw.next.RoundTrip(again)
 }

@@ -3,7 +3,8 @@
 // cursor, retitle the terminal, forge a line or reorder what the reader sees.
 //
 // Quote is for a value inside a message, Line for unquoted text on one line (a terminal's
-// status line), Printable for multi-line text (a build log's tail).
+// status line), Printable for multi-line text (a build log's tail); FirstLine cuts a
+// multi-line message to its headline.
 package untrusted
 
 import (
@@ -41,6 +42,13 @@ func Line(s string, max int) string {
 		s = s[:cut(s, max)] + "…"
 	}
 	return escape(s, func(rune) bool { return false })
+}
+
+// FirstLine is s up to its first newline: a multi-line message's headline, for a status line,
+// a table cell or a log attribute. It escapes nothing: print it through Line or Quote.
+func FirstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
 }
 
 // escape escapes every unsafe rune of s that keep does not keep.

@@ -82,3 +82,11 @@ func TestLine(t *testing.T) {
 		})
 	}
 }
+
+func TestFirstLine(t *testing.T) {
+	for in, want := range map[string]string{"": "", "one": "one", "one\ntwo": "one", "\nrest": "", "a\r\nb": "a\r"} {
+		if got := FirstLine(in); got != want {
+			t.Errorf("FirstLine(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

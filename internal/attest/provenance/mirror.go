@@ -5,6 +5,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	intoto "github.com/in-toto/attestation/go/v1"
+
+	"github.com/archmirror/archmirror/internal/redact"
 )
 
 // MirrorPredicateType is the predicateType of archmirror's mirror predicate, which says which
@@ -45,7 +47,7 @@ func MirrorStatement(subjectName string, subjectDigest v1.Hash, m Mirror) (*into
 	if len(m.Platforms) == 0 {
 		return nil, errors.New("mirror predicate: at least one platform is required")
 	}
-	m.Upstream.Repository = RedactValue(m.Upstream.Repository)
+	m.Upstream.Repository = redact.Value(m.Upstream.Repository)
 	return statement(subjectName, subjectDigest, MirrorPredicateType, m)
 }
 

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"regexp"
 	"strings"
 	"time"
@@ -22,6 +21,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/archmirror/archmirror/internal/build"
+	"github.com/archmirror/archmirror/internal/redact"
 )
 
 // SLSAPredicateType is the predicateType of SLSA v1 provenance.
@@ -48,10 +50,10 @@ type Build struct {
 	SourceCommit string // 40-hex git commit the ref resolved to; "" when not known
 	Dockerfile   string // relative to the context
 	Patches      []string
-	Args         map[string]string // build args; redacted with Redact before they are recorded
+	Args         map[string]string // build args; redacted with redact.Args before they are recorded
 
-	BaseImages []BaseImage // images the Dockerfile's FROM lines resolved to
-	Artifacts  []Artifact  // release files downloaded during the build
+	BaseImages []build.BaseImage // images the Dockerfile's FROM lines resolved to
+	Artifacts  []build.Artifact  // release files downloaded during the build
 
 	BuilderEndpoint string // BuildKit address (recorded as an internal parameter, userinfo stripped)
 	BuilderVersion  string // BuildKit version, part of the builder id ("v0.34.2")
@@ -59,18 +61,6 @@ type Build struct {
 	InvocationID      string // the run's job id
 	Started, Finished time.Time
 	ArchmirrorVersion string
-}
-
-// BaseImage is a resolved FROM image.
-type BaseImage struct {
-	Ref    string // as written or resolved ("docker.io/library/alpine:3.20")
-	Digest string // "sha256:<hex>" of what was pulled (index or manifest)
-}
-
-// Artifact is a downloaded file.
-type Artifact struct {
-	URI    string `json:"uri"`
-	SHA256 string `json:"sha256,omitempty"` // hex, or "sha256:<hex>"; "" when not known
 }
 
 // externalParameters is the documented shape of BuildType's externalParameters.
@@ -99,7 +89,7 @@ type internalParameters struct {
 
 // Statement returns the SLSA v1 provenance statement for an image built from b. subjectName is
 // the image's repository ("ghcr.io/acme/mirror/mattermost"), subjectDigest its manifest digest.
-// Build args are passed through Redact, and URL passwords are stripped.
+// Build args are passed through redact.Args, and URL passwords are stripped.
 func Statement(subjectName string, subjectDigest v1.Hash, b Build) (*intoto.Statement, error) {
 	if b.App == "" || b.Version == "" || b.Platform == "" || b.SourceURL == "" {
 		return nil, errors.New("provenance: app, version, platform and source URL are required")
@@ -110,10 +100,10 @@ func Statement(subjectName string, subjectDigest v1.Hash, b Build) (*intoto.Stat
 		Version:     b.Version,
 		UpstreamTag: b.UpstreamTag,
 		Platform:    b.Platform,
-		Source:      source{URL: RedactValue(b.SourceURL), Ref: b.SourceRef},
+		Source:      source{URL: redact.Value(b.SourceURL), Ref: b.SourceRef},
 		Dockerfile:  b.Dockerfile,
 		Patches:     b.Patches,
-		BuildArgs:   Redact(b.Args),
+		BuildArgs:   redact.Args(b.Args),
 	}, nil)
 }
 
@@ -159,10 +149,10 @@ func IndexStatement(subjectName string, subjectDigest v1.Hash, b Build, images [
 		Version:     b.Version,
 		UpstreamTag: b.UpstreamTag,
 		Platforms:   platforms,
-		Source:      source{URL: RedactValue(b.SourceURL), Ref: b.SourceRef},
+		Source:      source{URL: redact.Value(b.SourceURL), Ref: b.SourceRef},
 		Dockerfile:  b.Dockerfile,
 		Patches:     b.Patches,
-		BuildArgs:   Redact(b.Args),
+		BuildArgs:   redact.Args(b.Args),
 	}, deps)
 }
 
@@ -174,7 +164,7 @@ func slsaStatement(subjectName string, subjectDigest v1.Hash, buildType string, 
 		return nil, fmt.Errorf("provenance: external parameters: %w", err)
 	}
 	internal, err := toStruct(internalParameters{
-		BuilderEndpoint:   RedactValue(b.BuilderEndpoint),
+		BuilderEndpoint:   redact.Value(b.BuilderEndpoint),
 		ArchmirrorVersion: b.ArchmirrorVersion,
 	})
 	if err != nil {
@@ -231,7 +221,7 @@ var gitCommitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 func resolvedDependencies(b Build) ([]*intoto.ResourceDescriptor, error) {
 	var deps []*intoto.ResourceDescriptor
 
-	src := &intoto.ResourceDescriptor{Name: "source", Uri: sourceURI(RedactValue(b.SourceURL), b.SourceRef)}
+	src := &intoto.ResourceDescriptor{Name: "source", Uri: sourceURI(redact.Value(b.SourceURL), b.SourceRef)}
 	if b.SourceCommit != "" {
 		c := strings.ToLower(b.SourceCommit)
 		if !gitCommitRE.MatchString(c) {
@@ -260,7 +250,7 @@ func resolvedDependencies(b Build) ([]*intoto.ResourceDescriptor, error) {
 		if a.URI == "" {
 			return nil, errors.New("downloaded artifact without URI")
 		}
-		rd := &intoto.ResourceDescriptor{Uri: RedactValue(a.URI)}
+		rd := &intoto.ResourceDescriptor{Uri: redact.Value(a.URI)}
 		if a.SHA256 != "" {
 			h := strings.ToLower(strings.TrimPrefix(a.SHA256, "sha256:"))
 			if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
@@ -351,58 +341,4 @@ func JSON(st *intoto.Statement) ([]byte, error) {
 		return nil, fmt.Errorf("statement json: %w", err)
 	}
 	return out, nil
-}
-
-// Redacted is what a secret value is replaced with.
-const Redacted = "[redacted]"
-
-// secretNames are name fragments (compared upper-case) that make a build arg's value secret.
-var secretNames = []string{"TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL", "AUTH", "PRIVATE"}
-
-var (
-	// scheme://userinfo@ anywhere in a value: a user name alone may be a token
-	// ("https://TOKEN@host/"), so the user and the password both go.
-	urlUserinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@\s]*@`)
-	// Well-known token formats: GitHub (classic and fine-grained) and GitLab personal/project tokens.
-	tokenRE = regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_\-]{20,})`)
-)
-
-// Redact returns a copy of build args safe to record: a value whose name looks secret (contains
-// TOKEN, PASSWORD, PASSWD, SECRET, KEY, CREDENTIAL, AUTH or PRIVATE, any case) becomes
-// "[redacted]"; in other values, URL user info and GitHub/GitLab tokens are replaced by
-// "[redacted]" (see RedactValue). An empty value stays empty; a nil map gives nil. A value whose
-// name looks secret is redacted whole, so long key or token blobs in it never survive.
-func Redact(args map[string]string) map[string]string {
-	if args == nil {
-		return nil
-	}
-	out := maps.Clone(args)
-	for k, v := range out {
-		if SecretName(k) {
-			if v != "" {
-				out[k] = Redacted
-			}
-			continue
-		}
-		out[k] = RedactValue(v)
-	}
-	return out
-}
-
-// SecretName reports whether a variable name looks like it holds a secret.
-func SecretName(name string) bool {
-	u := strings.ToUpper(name)
-	for _, s := range secretNames {
-		if strings.Contains(u, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// RedactValue replaces the user info of any URL, user and password both, with "[redacted]"
-// ("https://[redacted]@host/"), and any GitHub or GitLab token in s with "[redacted]".
-func RedactValue(s string) string {
-	s = urlUserinfoRE.ReplaceAllString(s, "${1}"+Redacted+"@")
-	return tokenRE.ReplaceAllString(s, Redacted)
 }
