@@ -279,12 +279,10 @@ func Attest(ctx context.Context, cfg *config.Config, o AttestOptions) (AttestRep
 			return rep, err
 		}
 	}
-	tgt, apps, p, err := survey(ctx, cfg, o.Options)
-	if err != nil {
-		return rep, err
-	}
-	rep.Plan = p
-	s, err := newSyncer(cfg, tgt, apps, p, SyncOptions{Options: o.Options, Parallel: o.Parallel}, time.Now())
+	var sr Report
+	sr.Started = time.Now()
+	s, err := prepare(ctx, cfg, SyncOptions{Options: o.Options, Parallel: o.Parallel}, &sr)
+	rep.Plan = sr.Plan
 	if err != nil {
 		return rep, err
 	}

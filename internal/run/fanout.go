@@ -30,21 +30,17 @@ var ErrNoSuchJob = errors.New("no such job")
 func BuildJob(ctx context.Context, cfg *config.Config, o SyncOptions, id string) (rep Report, err error) {
 	rep.Started = time.Now().UTC()
 	defer func() { rep.Finished = time.Now().UTC() }()
-	tgt, apps, p, err := survey(ctx, cfg, o.Options)
+	s, err := prepare(ctx, cfg, o, &rep)
 	if err != nil {
 		return rep, err
 	}
-	rep.Plan = p
+	p := rep.Plan
 	i := slices.IndexFunc(p.Jobs, func(j plan.Job) bool { return j.ID == id })
 	if i < 0 {
 		return rep, explainNoJob(cfg, p, id)
 	}
 	job := p.Jobs[i]
 	pl, err := platform.Parse(job.Platform)
-	if err != nil {
-		return rep, err
-	}
-	s, err := newSyncer(cfg, tgt, apps, p, o, rep.Started)
 	if err != nil {
 		return rep, err
 	}
@@ -89,16 +85,11 @@ func explainNoJob(cfg *config.Config, p plan.Plan, id string) error {
 func Publish(ctx context.Context, cfg *config.Config, o SyncOptions, versions ...string) (rep Report, err error) {
 	rep.Started = time.Now().UTC()
 	defer func() { rep.Finished = time.Now().UTC() }()
-	tgt, apps, p, err := survey(ctx, cfg, o.Options)
+	s, err := prepare(ctx, cfg, o, &rep)
 	if err != nil {
 		return rep, err
 	}
-	rep.Plan = p
-	s, err := newSyncer(cfg, tgt, apps, p, o, rep.Started)
-	if err != nil {
-		return rep, err
-	}
-	for _, ar := range p.Apps {
+	for _, ar := range rep.Plan.Apps {
 		a := s.app(ar.Name)
 		if a == nil || a.Err != nil {
 			continue
@@ -119,7 +110,7 @@ func Publish(ctx context.Context, cfg *config.Config, o SyncOptions, versions ..
 					if err != nil {
 						continue
 					}
-					st, err := tgt.Inspect(ctx, c.Name, StagingTag(v.Version, pl))
+					st, err := s.tgt.Inspect(ctx, c.Name, StagingTag(v.Version, pl))
 					if err == nil && st.Exists && slices.Contains(st.Platforms, pl.String()) {
 						recorded[pl.String()] = st.Digest
 					}

@@ -111,6 +111,17 @@ func Sync(ctx context.Context, cfg *config.Config, o SyncOptions) (Report, error
 
 // newSyncer sets up what building and publishing need: the publisher, the builders' factory
 // (BuildKit with the target's credentials), the log directory of this run.
+// prepare is how every entry point but Sync (which takes leases in between) starts: it surveys
+// (discovers, inspects, plans), puts the plan in rep, and assembles the syncer on it.
+func prepare(ctx context.Context, cfg *config.Config, o SyncOptions, rep *Report) (*syncer, error) {
+	tgt, apps, p, err := survey(ctx, cfg, o.Options)
+	rep.Plan = p
+	if err != nil {
+		return nil, err
+	}
+	return newSyncer(cfg, tgt, apps, p, o, rep.Started)
+}
+
 func newSyncer(cfg *config.Config, tgt target.Target, apps []plan.App, p plan.Plan, o SyncOptions, started time.Time) (*syncer, error) {
 	s := &syncer{cfg: cfg, tgt: tgt, o: o, pub: publish.New(tgt, publish.WithLogger(o.logger())), apps: apps, log: o.logger(),
 		indexes: completeIndexes(p), built: map[string]built{}, runID: newRunID(started)}
