@@ -78,11 +78,11 @@ func TestHostLimitManySources(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		limit *hostlimit.Limit // nil: the process-wide default
+		limit *hostlimit.Limit
 		want  int
 	}{
 		{"WithHostLimit(hostlimit.New(3))", hostlimit.New(3), 3},
-		{"the process-wide default", nil, DefaultHostConcurrency},
+		{"a run's limit (run shares one of DefaultHostConcurrency)", hostlimit.New(DefaultHostConcurrency), DefaultHostConcurrency},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,11 +91,8 @@ func TestHostLimitManySources(t *testing.T) {
 			defer srv.Close()
 			defer h.open()
 			opts := hermetic(WithAPI(srv.URL), WithBaseURL(srv.URL))
-			lim := defaultHostLimit
-			if tt.limit != nil {
-				lim = tt.limit
-				opts = append(opts, WithHostLimit(tt.limit))
-			}
+			lim := tt.limit
+			opts = append(opts, WithHostLimit(lim))
 			gate := NewGate([]config.Require{{URL: tmpl(t, srv.URL+"/files/bin/app-{{.Arch}}-v{{.Version}}")}}, plats(t, "linux/amd64"), opts...)
 
 			const total = github + gitlab + gates

@@ -46,7 +46,6 @@ func newOptions(opts []Option) options {
 		perPage:   100,
 		keychain:  authn.DefaultKeychain,
 		userAgent: "archmirror",
-		hostLimit: defaultHostLimit,
 
 		headerTimeout:  config.DefaultHeaderTimeout,
 		requestTimeout: config.DefaultRequestTimeout,
@@ -58,6 +57,9 @@ func newOptions(opts []Option) options {
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
+	}
+	if o.hostLimit == nil {
+		o.hostLimit = hostlimit.New(DefaultHostConcurrency)
 	}
 	if o.maxPages <= 0 {
 		o.maxPages = 10
@@ -131,9 +133,10 @@ func WithInsecure(insecure bool) Option { return func(o *options) { o.insecure =
 // so the caller's client is never modified.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
 
-// WithHostLimit makes the sources and gates share l, instead of the process-wide limit of
-// DefaultHostConcurrency requests in flight per host. Pass the same l to every source that
-// should count against it; hostlimit.New(0) lifts the bound. nil keeps the default.
+// WithHostLimit makes the sources and gates share l (requests in flight per host): an upstream
+// counts a process's requests, not a source's, so pass the same l to every source of a run.
+// Without it, each source and gate has a limit of DefaultHostConcurrency of its own;
+// hostlimit.New(0) lifts the bound.
 func WithHostLimit(l *hostlimit.Limit) Option {
 	return func(o *options) {
 		if l != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/discover"
+	"github.com/archmirror/archmirror/internal/hostlimit"
 	"github.com/archmirror/archmirror/internal/plan"
 	"github.com/archmirror/archmirror/internal/target"
 )
@@ -38,6 +39,7 @@ func Plan(ctx context.Context, cfg *config.Config, o Options) (plan.Plan, error)
 // survey opens the target, discovers every app, inspects the target and plans: what every
 // command starts with.
 func survey(ctx context.Context, cfg *config.Config, o Options) (target.Target, []plan.App, plan.Plan, error) {
+	o = o.withHostLimits()
 	tgt, err := openTarget(cfg, o)
 	if err != nil {
 		return nil, nil, plan.Plan{}, err
@@ -55,6 +57,16 @@ func openTarget(cfg *config.Config, o Options) (target.Target, error) {
 		target.WithLogger(o.logger()),
 		target.WithTimeouts(cfg.Timeouts.Header.Duration, cfg.Timeouts.Request.Duration),
 	}, o.Target...)...)
+}
+
+// withHostLimits gives the run one bound of requests in flight per upstream host, shared by
+// every source and gate, and one per registry host for the target: a host counts the run's
+// requests, not a source's. Limits in o.Discover or o.Target (a service sharing its own
+// between runs) come later, and win.
+func (o Options) withHostLimits() Options {
+	o.Discover = append([]discover.Option{discover.WithHostLimit(hostlimit.New(discover.DefaultHostConcurrency))}, o.Discover...)
+	o.Target = append([]target.Option{target.WithHostLimit(hostlimit.New(target.DefaultHostConcurrency))}, o.Target...)
+	return o
 }
 
 func (o Options) logger() *slog.Logger {

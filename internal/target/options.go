@@ -37,13 +37,10 @@ type options struct {
 // unless WithHostLimit says otherwise: what the inspection of a plan sends at once.
 const DefaultHostConcurrency = 16
 
-// defaultHostLimit is shared by every registry target of the process: a registry counts a
-// process's requests, not a target's.
-var defaultHostLimit = hostlimit.New(DefaultHostConcurrency)
-
-// WithHostLimit makes the target share l (requests in flight per host) instead of the
-// process-wide limit of DefaultHostConcurrency; hostlimit.New(0) lifts the bound. A request
-// holds its slot until its response headers arrive, and not while the retry policy waits.
+// WithHostLimit makes the target share l (requests in flight per host) with whatever else the
+// caller gives it to — a registry counts a process's requests, not a target's — instead of a
+// limit of DefaultHostConcurrency of its own; hostlimit.New(0) lifts the bound. A request holds
+// its slot until its response headers arrive, and not while the retry policy waits.
 func WithHostLimit(l *hostlimit.Limit) Option { return func(o *options) { o.limit = l } }
 
 // WithTransport sends every registry request through rt, the ping and token exchanges
@@ -82,7 +79,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // New returns the Target cfg describes: an OCI layout directory for "oci:DIR", a registry
 // namespace otherwise. A relative DIR is relative to the working directory.
 func New(cfg config.Target, opts ...Option) (Target, error) {
-	o := options{keychain: authn.DefaultKeychain, logger: slog.Default(), limit: defaultHostLimit}
+	o := options{keychain: authn.DefaultKeychain, logger: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -91,6 +88,9 @@ func New(cfg config.Target, opts ...Option) (Target, error) {
 	}
 	if o.request <= 0 {
 		o.request = config.DefaultRequestTimeout
+	}
+	if o.limit == nil {
+		o.limit = hostlimit.New(DefaultHostConcurrency)
 	}
 	if dir, ok := cfg.Layout(); ok {
 		if dir == "" {
