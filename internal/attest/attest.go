@@ -47,6 +47,12 @@ const (
 // PredicateTypes are the four every subject carries, in the order they are made.
 var PredicateTypes = []string{SPDXPredicateType, SLSAPredicateType, MirrorPredicateType, SignPredicateType}
 
+// Shown names the predicate types as `verify` shows them (a column each), in its order.
+var Shown = []struct{ Name, Type string }{
+	{"SIGNATURE", SignPredicateType}, {"SBOM", SPDXPredicateType},
+	{"PROVENANCE", SLSAPredicateType}, {"MIRROR", MirrorPredicateType},
+}
+
 // Referrer manifest shape, as cosign's WriteAttestationNewBundleFormat writes it.
 const (
 	BundleMediaType         = "application/vnd.dev.sigstore.bundle.v0.3+json"

@@ -425,3 +425,24 @@ func TestBundleIsCosignShaped(t *testing.T) {
 		t.Fatalf("statement subject: %s", payload)
 	}
 }
+
+// TestShownCoversEveryType: verify's table has a column for every predicate type a subject
+// carries, once each, so a new attestation type cannot be left out of it.
+func TestShownCoversEveryType(t *testing.T) {
+	seen := map[string]int{}
+	for _, c := range Shown {
+		if c.Name == "" {
+			t.Errorf("%s has no column name", c.Type)
+		}
+		seen[c.Type]++
+	}
+	for _, typ := range PredicateTypes {
+		if seen[typ] != 1 {
+			t.Errorf("%s is shown %d times, want once", typ, seen[typ])
+		}
+		delete(seen, typ)
+	}
+	for typ := range seen {
+		t.Errorf("%s is shown but not attested", typ)
+	}
+}

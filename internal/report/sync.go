@@ -145,21 +145,18 @@ func VerifyTable(w io.Writer, r attest.Report) error {
 		_, err := fmt.Fprintf(w, "error: %s\n", r.Error)
 		return err
 	}
-	cols := []struct{ name, typ string }{
-		{"SIGNATURE", attest.SignPredicateType}, {"SBOM", attest.SPDXPredicateType},
-		{"PROVENANCE", attest.SLSAPredicateType}, {"MIRROR", attest.MirrorPredicateType},
-	}
+	cols := attest.Shown
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "SUBJECT\tDIGEST")
 	for _, c := range cols {
-		fmt.Fprint(tw, "\t"+c.name)
+		fmt.Fprint(tw, "\t"+c.Name)
 	}
 	fmt.Fprintln(tw)
 	var problems []string
 	for _, s := range r.Subjects {
 		fmt.Fprintf(tw, "%s\t%s", s.Subject, short(s.Digest))
 		for _, c := range cols {
-			ch := s.Checks[c.typ]
+			ch := s.Checks[c.Type]
 			switch {
 			case ch.OK:
 				fmt.Fprint(tw, "\tok")
@@ -167,7 +164,7 @@ func VerifyTable(w io.Writer, r attest.Report) error {
 				fmt.Fprint(tw, "\tMISSING")
 			default:
 				fmt.Fprint(tw, "\tINVALID")
-				problems = append(problems, fmt.Sprintf("%s %s: %s", s.Subject, strings.ToLower(c.name), oneLine(ch.Error)))
+				problems = append(problems, fmt.Sprintf("%s %s: %s", s.Subject, strings.ToLower(c.Name), oneLine(ch.Error)))
 			}
 		}
 		fmt.Fprintln(tw)
