@@ -128,9 +128,9 @@ func fillHistory(b *testing.B, path string) {
 	for i := range memRuns {
 		queued := t0.Add(time.Duration(i) * time.Hour)
 		started, finished := queued.Add(time.Second), queued.Add(20*time.Minute)
-		r := serve.Run{ID: queued.Format("20060102T150405.000Z") + fmt.Sprintf("-%08x", i), Trigger: serve.TriggerSchedule,
+		r := serve.Run{RunSummary: serve.RunSummary{ID: queued.Format("20060102T150405.000Z") + fmt.Sprintf("-%08x", i), Trigger: serve.TriggerSchedule,
 			Status: serve.Failed, Queued: queued, Started: &started, Finished: &finished,
-			Error: "failed: failed hello-app-1.2.3-linux-arm64 and 19 more"}
+			Error: "failed: failed hello-app-1.2.3-linux-arm64 and 19 more"}}
 		for j := range memJobs {
 			job := serve.Job{ID: fmt.Sprintf("app%d-main-1.%d.0-linux-arm64", j%5, j), App: fmt.Sprintf("app%d", j%5), Component: "main",
 				Version: fmt.Sprintf("1.%d.0", j), Platform: "linux/arm64", Status: "built", Builder: "tcp://buildkitd-arm64:1234",

@@ -26,8 +26,18 @@ type Request struct {
 	Platforms   []string `json:"platforms,omitempty"`    // override the platforms of every app
 }
 
-// Run is one sync the service ran or will run, as the API shows it and the history keeps it.
+// Run is one sync the service ran or will run, as the API shows it and the history keeps it:
+// its summary, and what it did in detail.
 type Run struct {
+	RunSummary
+	Jobs  []Job      `json:"jobs,omitempty"`
+	Units []Unit     `json:"units,omitempty"`
+	Apps  []AppError `json:"app_errors,omitempty"`
+}
+
+// RunSummary is a run as GET /api/v1/runs lists it: a Run without its jobs, publications and
+// app errors (GET /api/v1/runs/{id} has them), in the same JSON shape.
+type RunSummary struct {
 	ID       string     `json:"id"` // sortable by queue time: "20261123T133031Z-1a2b3c4d"
 	Trigger  string     `json:"trigger"`
 	Request  Request    `json:"request"`
@@ -37,30 +47,10 @@ type Run struct {
 	Finished *time.Time `json:"finished,omitempty"`
 	Error    string     `json:"error,omitempty"` // what stopped the whole run, or the failures in one line
 	Summary  Summary    `json:"summary"`
-	Jobs     []Job      `json:"jobs,omitempty"`
-	Units    []Unit     `json:"units,omitempty"`
-	Apps     []AppError `json:"app_errors,omitempty"`
-}
-
-// RunSummary is a run as GET /api/v1/runs lists it: a Run without its jobs, publications and
-// app errors (GET /api/v1/runs/{id} has them), in the same JSON shape.
-type RunSummary struct {
-	ID       string     `json:"id"`
-	Trigger  string     `json:"trigger"`
-	Request  Request    `json:"request"`
-	Status   string     `json:"status"`
-	Queued   time.Time  `json:"queued"`
-	Started  *time.Time `json:"started,omitempty"`
-	Finished *time.Time `json:"finished,omitempty"`
-	Error    string     `json:"error,omitempty"`
-	Summary  Summary    `json:"summary"`
 }
 
 // Summarize is r's summary.
-func Summarize(r Run) RunSummary {
-	return RunSummary{ID: r.ID, Trigger: r.Trigger, Request: r.Request, Status: r.Status, Queued: r.Queued,
-		Started: r.Started, Finished: r.Finished, Error: r.Error, Summary: r.Summary}
-}
+func Summarize(r Run) RunSummary { return r.RunSummary }
 
 // Summary counts what a run did.
 type Summary struct {

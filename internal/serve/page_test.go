@@ -51,16 +51,18 @@ func pageFixture() Status {
 		Schedule:    "0 */6 * * * (UTC)",
 		ConfigError: pageConfigError,
 		NextRun:     pageNow.Add(2*time.Hour + 10*time.Minute),
-		Running: &Run{
+		Running: &Run{RunSummary: RunSummary{
 			ID: "20261123T132900Z-9f8e7d6c", Trigger: TriggerAPI, Status: Running,
 			Queued: pageNow.Add(-92 * time.Second), Started: pageTime(-91 * time.Second),
 			Request: Request{Apps: []string{"outline"}},
-		},
+		}},
 		LastRun: &Run{
-			ID: "20261123T120000Z-1a2b3c4d", Trigger: TriggerSchedule, Status: Failed,
-			Queued: pageNow.Add(-90 * time.Minute), Started: pageTime(-90 * time.Minute), Finished: pageTime(-86*time.Minute - 48*time.Second),
-			Error:   "1 job failed: " + pageFailedJob,
-			Summary: Summary{Built: 3, Failed: 1, Published: 1, Attested: 1},
+			RunSummary: RunSummary{
+				ID: "20261123T120000Z-1a2b3c4d", Trigger: TriggerSchedule, Status: Failed,
+				Queued: pageNow.Add(-90 * time.Minute), Started: pageTime(-90 * time.Minute), Finished: pageTime(-86*time.Minute - 48*time.Second),
+				Error:   "1 job failed: " + pageFailedJob,
+				Summary: Summary{Built: 3, Failed: 1, Published: 1, Attested: 1},
+			},
 			Jobs: []Job{
 				{ID: "hello/hello/1.2.0/linux-amd64", App: "hello", Component: "hello", Version: "1.2.0", Platform: "linux/amd64", Status: "built", Digest: pageDigestHello120Amd, Seconds: 41},
 				{ID: pageFailedJob, App: "hello", Component: "hello", Version: "1.1.0", Platform: "linux/arm64", Status: Failed, Seconds: 12, Error: pageFailedError, LogExcerpt: pageFailedLog},
@@ -312,7 +314,7 @@ func TestRenderStatusEscapes(t *testing.T) {
 		Now:         pageNow,
 		Schedule:    `@every 6h"><b>`,
 		ConfigError: `bad <img src=x onerror=alert(1)>`,
-		LastRun: &Run{ID: `r"><script>1</script>`, Status: Failed, Queued: pageNow,
+		LastRun: &Run{RunSummary: RunSummary{ID: `r"><script>1</script>`, Status: Failed, Queued: pageNow},
 			Apps: []AppError{{App: evil, Error: "discover: <b>502</b>"}},
 			Jobs: []Job{{ID: evil + "/c/1.0.0/linux-amd64", App: evil, Status: Failed, Error: "</pre><script>", LogExcerpt: "</pre></details><script>alert(2)</script>"}},
 		},
@@ -386,7 +388,7 @@ func TestRenderStatusEmpty(t *testing.T) {
 
 	// An app whose cells lack a platform, and no platforms said: the cells' platforms, sorted;
 	// a platform a version has no cell for is missing.
-	doc = parsePage(t, renderPage(t, Status{Now: pageNow, LastRun: &Run{ID: "r", Status: Succeeded, Queued: pageNow}, Apps: []App{{Name: "a", Versions: []Version{
+	doc = parsePage(t, renderPage(t, Status{Now: pageNow, LastRun: &Run{RunSummary: RunSummary{ID: "r", Status: Succeeded, Queued: pageNow}}, Apps: []App{{Name: "a", Versions: []Version{
 		{Version: "2.0.0", Components: []Component{{Name: "a", Cells: map[string]Cell{"linux/arm64": {State: CellComplete, Digest: "sha256:ab"}}}}},
 		{Version: "1.0.0", Components: []Component{{Name: "a", Cells: map[string]Cell{"linux/amd64": {State: "building"}}}}},
 	}}}}))

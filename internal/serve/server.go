@@ -340,7 +340,7 @@ func (s *Server) enqueue(trigger string, req Request) (Run, error) {
 		return *p, ErrConflict
 	}
 	now := time.Now().UTC()
-	r := &Run{ID: newID(now), Trigger: trigger, Request: req, Status: Queued, Queued: now}
+	r := &Run{RunSummary: RunSummary{ID: newID(now), Trigger: trigger, Request: req, Status: Queued, Queued: now}}
 	s.pending = r
 	s.put(*r)
 	select {

@@ -471,8 +471,8 @@ func TestListRunsIsPagedSummaries(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ids []string // oldest first
 	for i := range 150 {
-		r := Run{ID: newID(t0.Add(time.Duration(i) * time.Minute)), Trigger: TriggerSchedule, Status: Failed, Queued: t0,
-			Summary: Summary{Failed: 1}, Jobs: []Job{{ID: "hello-1.0.0-linux-arm64", Status: "failed", LogExcerpt: "the end of the build log"}},
+		r := Run{RunSummary: RunSummary{ID: newID(t0.Add(time.Duration(i) * time.Minute)), Trigger: TriggerSchedule, Status: Failed, Queued: t0,
+			Summary: Summary{Failed: 1}}, Jobs: []Job{{ID: "hello-1.0.0-linux-arm64", Status: "failed", LogExcerpt: "the end of the build log"}},
 			Units: []Unit{{App: "hello", Version: "1.0.0", Status: "published"}}, Apps: []AppError{{App: "twostep", Error: "upstream: 503"}}}
 		if err := h.s.hist.Put(r); err != nil {
 			t.Fatal(err)
