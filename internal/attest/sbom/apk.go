@@ -1,10 +1,8 @@
 package sbom
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // ParseApkInstalled reads apk's installed database (/lib/apk/db/installed) and returns its
@@ -28,20 +26,9 @@ func ParseApkInstalled(r io.Reader) ([]Package, error) {
 		pkgs = append(pkgs, cur)
 		return nil
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSuffix(sc.Text(), "\r")
-		if strings.TrimSpace(line) == "" {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			continue
-		}
+	err := stanzas(r, func(n int, line string) error {
 		if len(line) < 2 || line[1] != ':' {
-			return nil, fmt.Errorf("line %d: not a \"K:value\" line: %.40q", n, line)
+			return fmt.Errorf("line %d: not a \"K:value\" line: %.40q", n, line)
 		}
 		if !seen {
 			seen, start = true, n
@@ -59,11 +46,9 @@ func ParseApkInstalled(r io.Reader) ([]Package, error) {
 		case 'o':
 			cur.Source = v
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
-	}
-	if err := flush(); err != nil {
+		return nil
+	}, flush)
+	if err != nil {
 		return nil, err
 	}
 	return pkgs, nil

@@ -52,27 +52,17 @@ func ParseDpkgStatus(r io.Reader, requireStatus bool) ([]Package, error) {
 		})
 		return nil
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSuffix(sc.Text(), "\r")
+	err := stanzas(r, func(n int, line string) error {
 		switch {
-		case strings.TrimSpace(line) == "":
-			if err := flush(); err != nil {
-				return nil, err
-			}
-			last = ""
 		case line[0] == ' ' || line[0] == '\t':
 			if last == "" {
-				return nil, fmt.Errorf("line %d: continuation line outside a field", n)
+				return fmt.Errorf("line %d: continuation line outside a field", n)
 			}
 			// multi-line values (Description, Conffiles) are not catalogued
 		default:
 			key, value, ok := strings.Cut(line, ":")
 			if !ok || key == "" || strings.ContainsAny(key, " \t") {
-				return nil, fmt.Errorf("line %d: not a \"Field: value\" line: %.40q", n, line)
+				return fmt.Errorf("line %d: not a \"Field: value\" line: %.40q", n, line)
 			}
 			if len(fields) == 0 {
 				start = n
@@ -80,12 +70,36 @@ func ParseDpkgStatus(r io.Reader, requireStatus bool) ([]Package, error) {
 			last = key
 			fields[key] = strings.TrimSpace(value)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
-	}
-	if err := flush(); err != nil {
+		return nil
+	}, func() error { last = ""; return flush() })
+	if err != nil {
 		return nil, err
 	}
 	return pkgs, nil
+}
+
+// stanzas reads r's lines (CRLF too, each at most maxLine bytes) as stanzas separated by blank
+// lines, as dpkg's status file and apk's installed database are: each other line goes to line
+// with its number, and end is called after each stanza, the last one included.
+func stanzas(r io.Reader, line func(n int, text string) error, end func() error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		text := strings.TrimSuffix(sc.Text(), "\r")
+		var err error
+		if strings.TrimSpace(text) == "" {
+			err = end()
+		} else {
+			err = line(n, text)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: %w", n+1, err)
+	}
+	return end()
 }
