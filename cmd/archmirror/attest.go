@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -94,7 +93,7 @@ given identity. It prints one row per manifest and exits 0 only if everything ho
 			if err != nil {
 				return usage(err)
 			}
-			prefix, repo, tag, digest, err := splitImage(args[0])
+			prefix, repo, tag, digest, err := target.SplitImage(args[0])
 			if err != nil {
 				return usage(err)
 			}
@@ -177,29 +176,6 @@ func (f verifyFlags) verifier() (*sign.Verifier, error) {
 		})
 	}
 	return nil, errors.New("pass --key cosign.pub, or --certificate-identity and --certificate-oidc-issuer")
-}
-
-// splitImage splits "host/ns/repo:tag", "host/ns/repo@sha256:…" or "oci:dir/repo[:tag]" into the
-// target prefix ("host/ns", "oci:dir"), the repository, and the tag (default latest) or digest.
-func splitImage(ref string) (prefix, repo, tag string, digest v1.Hash, err error) {
-	rest := ref
-	if before, d, ok := strings.Cut(rest, "@"); ok {
-		if digest, err = v1.NewHash(d); err != nil {
-			return "", "", "", v1.Hash{}, fmt.Errorf("%s: %w", ref, err)
-		}
-		rest = before
-	}
-	slash := strings.LastIndex(rest, "/")
-	if i := strings.LastIndex(rest, ":"); i > slash && !(strings.HasPrefix(rest, "oci:") && i == 3) {
-		rest, tag = rest[:i], rest[i+1:]
-	}
-	if tag == "" && digest.Hex == "" {
-		tag = "latest"
-	}
-	if slash < 0 || slash == len(rest)-1 {
-		return "", "", "", v1.Hash{}, fmt.Errorf("%s: want REGISTRY/[NAMESPACE/]REPO[:TAG|@DIGEST] or oci:DIR/REPO[:TAG]", ref)
-	}
-	return rest[:slash], rest[slash+1:], tag, digest, nil
 }
 
 // configPlatforms are the platforms the config gives repo's app when -c names a config that
