@@ -31,6 +31,9 @@ publishing; attest on its own re-attests versions published before signing was c
 with a new key. Images built by an earlier run get provenance from the config alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := positive("parallel", parallel); err != nil {
+				return err
+			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err

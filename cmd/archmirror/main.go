@@ -40,7 +40,35 @@ func (e *exitError) Unwrap() error { return e.err }
 
 func failed(err error) error { return &exitError{code: exitFailed, err: err} }
 
-var errNoServeFlags = errors.New("serve runs every app of the config: --app and --dry-run do not apply (POST /api/v1/runs takes apps)")
+// refusedFlags names, per command, the global flags it has no use for: given, they are refused
+// (exit 2) with why, never silently ignored.
+func refusedFlags() map[string]map[string]string {
+	serve := "serve runs every app of the config with its target, window and platforms (POST /api/v1/runs takes apps, max_versions and platforms per run)"
+	return map[string]map[string]string{
+		"build":   {"dry-run": "build has no dry run: `plan --format github-matrix` shows the jobs it would build"},
+		"publish": {"dry-run": "publish has no dry run: `plan` shows the versions it would publish (complete, or recorded)"},
+		"attest":  {"dry-run": "attest has no dry run: `verify` shows what a version carries"},
+		"serve":   {"app": serve, "dry-run": serve, "target": serve, "max-versions": serve, "platform": serve},
+	}
+}
+
+// checkFlags refuses a global flag cmd has no use for (refusedFlags).
+func checkFlags(cmd *cobra.Command) error {
+	for name, why := range refusedFlags()[cmd.Name()] {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			return usage(fmt.Errorf("--%s does not apply: %s", name, why))
+		}
+	}
+	return nil
+}
+
+// positive refuses a count flag below 1.
+func positive(name string, n int) error {
+	if n < 1 {
+		return usage(fmt.Errorf("--%s %d: want 1 or more", name, n))
+	}
+	return nil
+}
 
 func usage(err error) error { return &exitError{code: exitUsage, err: err} }
 
@@ -77,7 +105,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return usage(fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel))
 			}
 			g.log = g.logger(level)
-			return nil
+			return checkFlags(cmd)
 		},
 	}
 	root.SetArgs(args)

@@ -157,3 +157,53 @@ func TestVerifyUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsMeanWhatTheySay: a flag a command cannot honour is refused (exit 2), never
+// silently ignored, and counts below 1 are refused.
+func TestFlagsMeanWhatTheySay(t *testing.T) {
+	cfg := "../../examples/mirror.yaml"
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "-c", cfg, "--job", "x", "--dry-run"}, "--dry-run does not apply: build has no dry run"},
+		{[]string{"publish", "-c", cfg, "--dry-run"}, "--dry-run does not apply: publish has no dry run"},
+		{[]string{"attest", "-c", cfg, "--dry-run"}, "--dry-run does not apply: attest has no dry run"},
+		{[]string{"serve", "-c", cfg, "--target", "oci:/tmp/x"}, "--target does not apply: serve runs every app"},
+		{[]string{"serve", "-c", cfg, "--max-versions", "3"}, "--max-versions does not apply"},
+		{[]string{"serve", "-c", cfg, "--platform", "linux/arm64"}, "--platform does not apply"},
+		{[]string{"serve", "-c", cfg, "--app", "outline"}, "--app does not apply"},
+		{[]string{"serve", "-c", cfg, "--dry-run"}, "--dry-run does not apply"},
+		{[]string{"sync", "-c", cfg, "--parallel", "-1"}, "--parallel -1: want 1 or more"},
+		{[]string{"sync", "-c", cfg, "--parallel", "0"}, "--parallel 0: want 1 or more"},
+		{[]string{"sync", "-c", cfg, "--per-builder", "-2"}, "--per-builder -2"},
+		{[]string{"attest", "-c", cfg, "--parallel", "-3"}, "--parallel -3: want 1 or more"},
+		{[]string{"serve", "-c", cfg, "--parallel", "-1"}, "--parallel -1: want 1 or more"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, errs, code := cli(t, tt.args...)
+			if code != exitUsage || !strings.Contains(errs, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs, exitUsage, tt.want)
+			}
+		})
+	}
+}
+
+// TestSyncDryRunNeedsNoKey: a dry run signs nothing, so a key that does not open is a warning
+// there (a real sync refuses it before building, exit 2).
+func TestSyncDryRunNeedsNoKey(t *testing.T) {
+	srv := httptest.NewServer(fakeupstream.New(fixture.Fixture()))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "m.yaml")
+	cfg := fixture.Config(fixture.Params{Upstream: srv.URL, Registry: "oci:" + t.TempDir(), CacheDir: t.TempDir(),
+		Sign: "{key: env://ARCHMIRROR_TEST_UNSET_KEY}"})
+	os.WriteFile(path, cfg, 0o644)
+	out, errs, code := cli(t, "sync", "-c", path, "--dry-run")
+	if code != exitOK || !strings.Contains(errs, "a real sync could not sign") || !strings.Contains(errs, "ARCHMIRROR_TEST_UNSET_KEY") {
+		t.Errorf("dry run: exit %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+	if _, errs, code := cli(t, "sync", "-c", path); code != exitUsage || !strings.Contains(errs, "ARCHMIRROR_TEST_UNSET_KEY") {
+		t.Errorf("real sync: exit %d, stderr %q; want exit 2 naming the key", code, errs)
+	}
+}

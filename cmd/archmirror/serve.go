@@ -41,8 +41,8 @@ address is then the only ones. Others get 421; /healthz and /readyz answer any H
 			if v := os.Getenv(AllowedHostsEnv); v != "" && !cmd.Flags().Changed("allowed-hosts") {
 				o.AllowedHosts = strings.Split(v, ",")
 			}
-			if len(g.apps) > 0 || g.dryRun {
-				return usage(errNoServeFlags)
+			if err := positive("parallel", o.Parallel); err != nil {
+				return err
 			}
 			s, err := serve.New(o)
 			if err != nil {

@@ -26,16 +26,25 @@ is built, and moves latest to the highest stable version. A failed job stops onl
 version; the run goes on and exits 1. --dry-run prints the plan and builds nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := positive("parallel", parallel); err != nil {
+				return err
+			}
+			if perBuilder < 0 {
+				return usage(fmt.Errorf("--per-builder %d: want 1 or more (0: --parallel)", perBuilder))
+			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
 			opts := run.SyncOptions{Options: run.Options{Log: g.log, Version: versionString()}, Parallel: parallel, PerBuilder: perBuilder, DryRun: g.dryRun, LogDir: logDir}
-			if !g.dryRun {
-				// A signing key that does not open is a config problem: say so before building.
-				if opts.Signer, err = run.Signer(cfg.Sign); err != nil {
+			// A signing key that does not open is a config problem: say so before building. A dry
+			// run builds and signs nothing, so it only warns.
+			if opts.Signer, err = run.Signer(cfg.Sign); err != nil {
+				if !g.dryRun {
 					return usage(err)
 				}
+				g.log.Warn("a real sync could not sign", "err", err)
+				opts.Signer = nil
 			}
 			if width, ok := terminal(g.stderr); ok && !g.dryRun {
 				// The live display says what the info logs would; keep only warnings and errors
