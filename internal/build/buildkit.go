@@ -22,6 +22,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 
+	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
@@ -63,6 +64,7 @@ type options struct {
 	pingTimeout time.Duration
 	keychain    authn.Keychain
 	clientOpts  []client.ClientOpt
+	tls         *config.NodeTLS
 	session     []session.Attachable
 	tailLines   int
 
@@ -153,7 +155,16 @@ func (b *BuildKit) client(ctx context.Context) (*client.Client, error) {
 	if b.c != nil {
 		return b.c, nil
 	}
-	c, err := client.New(ctx, b.addr, b.o.clientOpts...)
+	opts := b.o.clientOpts
+	if b.o.tls != nil {
+		tlsOpts, cleanup, err := tlsOptions(b.o.tls)
+		if err != nil {
+			return nil, fmt.Errorf("buildkit %s: %w", b.addr, err)
+		}
+		defer cleanup()
+		opts = append(slices.Clip(opts), tlsOpts...)
+	}
+	c, err := client.New(ctx, b.addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("buildkit %s: %w", b.addr, err)
 	}

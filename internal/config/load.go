@@ -43,9 +43,6 @@ var DefaultPlatforms = []string{"linux/amd64", "linux/arm64"}
 // DefaultRunners label GitHub Actions runners per platform for `plan --format github-matrix`.
 var DefaultRunners = map[string]string{"linux/amd64": "ubuntu-24.04", "linux/arm64": "ubuntu-24.04-arm"}
 
-// builderSchemes are the BuildKit address schemes the BuildKit client dials.
-var builderSchemes = map[string]bool{"unix": true, "tcp": true, "docker-container": true, "kube-pod": true, "podman-container": true, "ssh": true, "npipe": true}
-
 // Load reads and validates the config file at path; kinds checks its sources
 // (discover.SourceKinds()).
 func Load(path string, kinds SourceKinds) (*Config, error) {
@@ -378,10 +375,12 @@ func (c *checker) builders(root *yaml.Node, cfg *Config) {
 			if len(cfg.Builders[k]) > 1 {
 				f = fmt.Sprintf("%s[%d]", field, i)
 			}
-			u, err := url.Parse(nd.Addr)
+			addrErr, tlsErr := CheckBuilderAddress(nd.Addr), checkNodeTLS(nd)
 			switch {
-			case err != nil || !builderSchemes[u.Scheme]:
-				c.at(at, f, "%s is not a BuildKit address (unix:///run/buildkit/buildkitd.sock, tcp://host:1234, docker-container://name)", untrusted.Quote(nd.Addr, 80))
+			case addrErr != nil:
+				c.at(at, f, "%s is not a BuildKit address: %v", untrusted.Quote(nd.Addr, 80), addrErr)
+			case tlsErr != nil:
+				c.at(at, f, "%s: %v", untrusted.Quote(nd.Addr, 80), tlsErr)
 			case seen[nd.Addr]:
 				c.at(at, f, "%s is listed twice", nd.Addr)
 			case nd.Max < 0:

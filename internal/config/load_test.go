@@ -119,6 +119,22 @@ func TestLoadErrors(t *testing.T) {
 		{"builder without addr", "builders: {linux/arm64: [{max: 2}]}\n" + base, []string{"a node needs addr"}},
 		{"builder unknown field", "builders: {linux/arm64: [{addr: 'tcp://a:1', maxx: 2}]}\n" + base, []string{"maxx"}},
 		{"negative max", "builders: {linux/arm64: [{addr: 'tcp://a:1', max: -1}]}\n" + base, []string{"max -1"}},
+		{"docker-container without name", "builders: {default: 'docker-container://'}\n" + base, []string{"c.yaml:1: builders.default: \"docker-container://\" is not a BuildKit address: want docker-container://CONTAINER"}},
+		{"unknown scheme", "builders: {default: 'foo://x'}\n" + base, []string{"c.yaml:1: builders.default: \"foo://x\" is not a BuildKit address: unknown scheme"}},
+		{"npipe is Windows only", "builders: {default: 'npipe:////./pipe/buildkitd'}\n" + base, []string{"c.yaml:1: builders.default:", "unknown scheme"}},
+		{"tcp without port", "builders: {default: 'tcp://host'}\n" + base, []string{"c.yaml:1: builders.default:", "with a port"}},
+		{"unix relative", "builders: {default: 'unix://buildkitd.sock'}\n" + base, []string{"c.yaml:1: builders.default:", "want unix:///absolute/path.sock"}},
+		{"ssh password", "builders: {default: 'ssh://me:pw@host'}\n" + base, []string{"c.yaml:1: builders.default:", "no password"}},
+		{"kube-pod upper case", "builders: {default: 'kube-pod://Pod'}\n" + base, []string{"c.yaml:1: builders.default:", "want kube-pod://POD"}},
+		{"kube-pod unknown query", "builders: {default: 'kube-pod://pod?ns=x'}\n" + base, []string{"c.yaml:1: builders.default:", "unknown key"}},
+		{"podman query", "builders: {default: 'podman-container://b?context=x'}\n" + base, []string{"c.yaml:1: builders.default:", "takes no ?query"}},
+		{"tls on unix", "builders:\n  default:\n    - {addr: 'unix:///run/b.sock', tls: {ca: 'file:///ca.pem'}}\n" + base, []string{"c.yaml:3: builders.default: \"unix:///run/b.sock\": tls is for tcp:// addresses only"}},
+		{"tls on docker-container", "builders:\n  default:\n    - {addr: 'docker-container://b', tls: {ca: 'file:///ca.pem'}}\n" + base, []string{"c.yaml:3: builders.default:", "tls is for tcp://"}},
+		{"cert without key", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem', cert: 'file:///c.pem'}}\n" + base, []string{"c.yaml:3: builders.default: \"tcp://b:1234\": tls: cert and key go together"}},
+		{"key without cert", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {key: 'env://KEY'}}\n" + base, []string{"c.yaml:3:", "cert and key go together"}},
+		{"tls empty", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {}}\n" + base, []string{"c.yaml:3:", "tls: empty"}},
+		{"tls key inline", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {cert: 'file:///c.pem', key: '-----BEGIN'}}\n" + base, []string{"c.yaml:3: builders.default[0].tls.key:", "secrets must come from env://NAME"}},
+		{"tls unknown field", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem', servername: x}}\n" + base, []string{"c.yaml:3: builders.default[0].tls.servername: unknown field"}},
 		{"emulation not bool", "emulation: sometimes\n" + base, []string{"emulation"}},
 		{"bad require", strings.Replace(base, "    components:", "    require: [{url: 'ftp://x/{{.Arch}}'}]\n    components:", 1), []string{"apps.app.require[0].url:", "does not render to an http(s) URL"}},
 		{"syntax error", "target: [\n", []string{"c.yaml:", "YAML syntax"}},
@@ -193,6 +209,60 @@ func TestSignOff(t *testing.T) {
 		if err != nil || !cfg.Sign.Off {
 			t.Errorf("sign: %s → %+v, %v", v, cfg.Sign, err)
 		}
+	}
+}
+
+func TestBuilderAddresses(t *testing.T) {
+	for _, addr := range []string{
+		"unix:///run/buildkit/buildkitd.sock",
+		"tcp://arm-1:1234",
+		"tcp://10.0.0.1:1234",
+		"tcp://[::1]:1234",
+		"docker-container://buildx_buildkit_mybuilder0",
+		"docker-container://b?context=remote",
+		"podman-container://buildkitd",
+		"nerdctl-container://buildkitd",
+		"nerdctl-container://buildkitd?namespace=default",
+		"kube-pod://buildkitd-0",
+		"kube-pod://buildkitd-0?namespace=ci&container=buildkitd&context=prod",
+		"ssh://host",
+		"ssh://me@host:2222",
+		"ssh://me@host/run/user/1000/buildkit/buildkitd.sock",
+	} {
+		if err := CheckBuilderAddress(addr); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{
+		"", "/run/buildkit.sock", "host:1234", "foo://x", "npipe:////./pipe/buildkitd",
+		"unix://", "unix://rel.sock", "tcp://:1234", "tcp://host", "tcp://host:x", "tcp://host:1234/x",
+		"docker-container://", "docker-container://a/b", "docker-container://b?namespace=x",
+		"podman-container://", "podman-container://b?context=x", "nerdctl-container://",
+		"kube-pod://", "kube-pod://Pod", "kube-pod://p?namespace=Bad", "kube-pod://p?container=a_b",
+		"ssh://", "ssh://me:pw@host", "ssh://host?x=1", "ssh://host#f",
+	} {
+		if err := CheckBuilderAddress(addr); err == nil {
+			t.Errorf("%q accepted", addr)
+		}
+	}
+}
+
+func TestBuilderTLS(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(`builders:
+  default:
+    - addr: tcp://b:1234
+      tls: {ca: file:///certs/ca.pem, cert: file:///certs/cert.pem, key: env://BUILDKIT_KEY, server_name: buildkitd}
+    - {addr: "tcp://c:1234", tls: {ca: "file:///certs/ca.pem"}}
+`+base), noKinds{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Nodes{
+		{Addr: "tcp://b:1234", TLS: &NodeTLS{CA: Secret{"file:///certs/ca.pem"}, Cert: Secret{"file:///certs/cert.pem"}, Key: Secret{"env://BUILDKIT_KEY"}, ServerName: "buildkitd"}},
+		{Addr: "tcp://c:1234", TLS: &NodeTLS{CA: Secret{"file:///certs/ca.pem"}}},
+	}
+	if !reflect.DeepEqual(cfg.Builders["default"], want) {
+		t.Fatalf("got %+v", cfg.Builders["default"])
 	}
 }
 

@@ -99,12 +99,24 @@ type Sign struct {
 
 // Node is one BuildKit endpoint and how many jobs it takes at once (0: sync's --per-builder).
 type Node struct {
-	Addr string `yaml:"addr"`
-	Max  int    `yaml:"max"`
+	Addr string   `yaml:"addr"`
+	Max  int      `yaml:"max"`
+	TLS  *NodeTLS `yaml:"tls"` // tcp:// only
+}
+
+// NodeTLS is mutual TLS to a tcp:// node, as BuildKit's deployment guide exposes one: the CA
+// that signed buildkitd's certificate (unset: the system's roots), the client certificate and
+// its key (together or neither), all PEM from file:///path or env://NAME, and the name the
+// server's certificate is checked against (default: the address's host).
+type NodeTLS struct {
+	CA         Secret `yaml:"ca"`
+	Cert       Secret `yaml:"cert"`
+	Key        Secret `yaml:"key"`
+	ServerName string `yaml:"server_name"`
 }
 
 // Nodes are the endpoints of one builders key, in config order. In YAML: an address, a list
-// of addresses, or a list of {addr, max}.
+// of addresses, or a list of {addr, max, tls}.
 type Nodes []Node
 
 // Cache holds local caches (HTTP ETags, manifests by digest).

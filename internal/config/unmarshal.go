@@ -83,7 +83,7 @@ func compileField(n *yaml.Node, field, expr string) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-// UnmarshalYAML accepts an address or {addr, max}.
+// UnmarshalYAML accepts an address or {addr, max, tls}.
 func (nd *Node) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
@@ -101,7 +101,7 @@ func (nd *Node) UnmarshalYAML(n *yaml.Node) error {
 		*nd = Node(p)
 		return nil
 	}
-	return fieldErr(n, "want a BuildKit address or {addr, max}, got %s", describe(n))
+	return fieldErr(n, "want a BuildKit address or {addr, max, tls}, got %s", describe(n))
 }
 
 // UnmarshalYAML accepts one node or a list of them.

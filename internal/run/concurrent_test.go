@@ -33,7 +33,7 @@ func TestConcurrentSyncs(t *testing.T) {
 	for i := range 2 {
 		wg.Go(func() {
 			<-start
-			reps[i], errs[i] = Sync(context.Background(), cfg, SyncOptions{Parallel: 4, NewBuilder: func(string) build.Builder { return fbs[i] }})
+			reps[i], errs[i] = Sync(context.Background(), cfg, SyncOptions{Parallel: 4, NewBuilder: func(config.Node) build.Builder { return fbs[i] }})
 		})
 	}
 	close(start)
@@ -83,7 +83,7 @@ func TestConcurrentSyncs(t *testing.T) {
 
 	// The leases were released: one more run takes every app, and finds nothing to do.
 	fb := &fakeBuilder{t: t}
-	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, NewBuilder: func(string) build.Builder { return fb }})
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, NewBuilder: func(config.Node) build.Builder { return fb }})
 	if err != nil || rep.Failed() || len(rep.Held) != 0 || len(rep.Jobs) != 0 {
 		t.Fatalf("the run after: %v, held %v, %d jobs\n%s", err, rep.Held, len(rep.Jobs), describe(rep))
 	}
@@ -168,7 +168,7 @@ func TestLatestNotLostToAnotherRun(t *testing.T) {
 	rep, err := Sync(context.Background(), cfg, SyncOptions{
 		Options:    Options{Target: []target.Option{target.WithTransport(hook)}},
 		Parallel:   4,
-		NewBuilder: func(string) build.Builder { return fb },
+		NewBuilder: func(config.Node) build.Builder { return fb },
 	})
 	if err != nil {
 		t.Fatal(err)

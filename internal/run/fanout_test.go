@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/archmirror/archmirror/internal/build"
+	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/platform"
 	"github.com/archmirror/archmirror/internal/publish"
 )
@@ -26,7 +27,7 @@ func TestFanOutSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	fb := &fakeBuilder{t: t}
-	o := SyncOptions{NewBuilder: func(string) build.Builder { return fb }}
+	o := SyncOptions{NewBuilder: func(config.Node) build.Builder { return fb }}
 	ctx := context.Background()
 
 	if _, err := BuildJob(ctx, cfg, o, "hello/hello/9.9.9/linux-amd64"); !errors.Is(err, ErrNoSuchJob) {

@@ -25,7 +25,7 @@ import (
 // A pool is a build.Builder: it builds a Spec on a node of the Spec's platform, and again on
 // another one when that node dies under the build.
 type pool struct {
-	newBuilder func(addr string) build.Builder
+	newBuilder func(nd config.Node) build.Builder
 	perNode    int                     // a node's slots when the config gives no max
 	builders   map[string]config.Nodes // the config's builders: platform or "default" → nodes
 	emulation  bool                    // jobs without a native node may run on builders.default
@@ -54,7 +54,7 @@ var _ build.Builder = (*pool)(nil)
 
 // startPool makes the pool of every node the jobs of platforms may use (config.Builders), with
 // perNode slots on a node the config gives no max, and health-checks them.
-func startPool(ctx context.Context, cfg *config.Config, platforms []platform.Platform, newBuilder func(string) build.Builder, perNode int, log *slog.Logger) *pool {
+func startPool(ctx context.Context, cfg *config.Config, platforms []platform.Platform, newBuilder func(config.Node) build.Builder, perNode int, log *slog.Logger) *pool {
 	p := &pool{newBuilder: newBuilder, perNode: perNode, builders: cfg.Builders, emulation: cfg.Emulation, log: log,
 		changed: make(chan struct{}), nodes: map[string]*node{}}
 	seen := map[string]bool{}
@@ -120,7 +120,7 @@ func (p *pool) add(nd config.Node) *node {
 	if slots < 1 {
 		slots = p.perNode
 	}
-	n := &node{addr: nd.Addr, slots: slots, b: p.newBuilder(nd.Addr)}
+	n := &node{addr: nd.Addr, slots: slots, b: p.newBuilder(nd)}
 	p.nodes[nd.Addr] = n
 	return n
 }

@@ -25,12 +25,12 @@ import (
 // SyncOptions tune a sync. The zero value builds with BuildKit, two jobs at a time.
 type SyncOptions struct {
 	Options
-	Parallel   int                             // jobs built at once; default 2
-	PerBuilder int                             // jobs at once on one BuildKit endpoint; default Parallel
-	DryRun     bool                            // plan only
-	LogDir     string                          // where each job's build log goes; default <cache.dir>/logs
-	NewBuilder func(addr string) build.Builder // default build.NewBuildKit
-	Progress   Progress                        // shown each job's start, steps and end; may be nil
+	Parallel   int                                // jobs built at once; default 2
+	PerBuilder int                                // jobs at once on one BuildKit endpoint; default Parallel
+	DryRun     bool                               // plan only
+	LogDir     string                             // where each job's build log goes; default <cache.dir>/logs
+	NewBuilder func(nd config.Node) build.Builder // default build.ForNode
+	Progress   Progress                           // shown each job's start, steps and end; may be nil
 	// Signer signs the attestations; default Signer(cfg.Sign). With sign: off in the config and
 	// no Signer, nothing is attested.
 	Signer *sign.Signer
@@ -139,7 +139,7 @@ func newSyncer(cfg *config.Config, tgt target.Target, apps []plan.App, p plan.Pl
 		if err != nil {
 			return nil, err
 		}
-		s.o.NewBuilder = func(addr string) build.Builder { return build.NewBuildKit(addr, build.WithKeychain(kc)) }
+		s.o.NewBuilder = func(nd config.Node) build.Builder { return build.ForNode(nd, build.WithKeychain(kc)) }
 	}
 	if s.o.LogDir == "" {
 		s.o.LogDir = filepath.Join(cfg.Cache.Dir, "logs")

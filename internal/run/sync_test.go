@@ -92,7 +92,7 @@ func fakeWorld(t *testing.T) *config.Config {
 func TestSyncSkipsDependentsOfFailures(t *testing.T) {
 	cfg := fakeWorld(t)
 	fb := &fakeBuilder{t: t, fail: func(s build.Spec) bool { return s.JobID == "twostep/twostep-base/0.3.0/linux-arm64" }}
-	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 3, NewBuilder: func(string) build.Builder { return fb }})
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 3, NewBuilder: func(config.Node) build.Builder { return fb }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestSyncSkipsDependentsOfFailures(t *testing.T) {
 func TestSyncPerBuilderLimit(t *testing.T) {
 	cfg := fakeWorld(t)
 	fb := &fakeBuilder{t: t}
-	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 8, PerBuilder: 1, NewBuilder: func(string) build.Builder { return fb }})
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 8, PerBuilder: 1, NewBuilder: func(config.Node) build.Builder { return fb }})
 	if err != nil || rep.Failed() {
 		t.Fatalf("%v %s", err, describe(rep))
 	}
@@ -171,7 +171,7 @@ func TestSyncRetriesFailedPush(t *testing.T) {
 		return nil
 	}
 	noWait := retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }}
-	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, PushRetry: noWait, NewBuilder: func(string) build.Builder { return fb }})
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 4, PushRetry: noWait, NewBuilder: func(config.Node) build.Builder { return fb }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestSyncJobErrorRedactsURLUser(t *testing.T) {
 	prog := &recordProgress{}
 	rep, err := Sync(context.Background(), cfg, SyncOptions{
 		Options:  Options{Log: slog.New(slog.NewTextHandler(&logs, nil))},
-		Parallel: 2, NewBuilder: func(string) build.Builder { return fb }, Progress: prog,
+		Parallel: 2, NewBuilder: func(config.Node) build.Builder { return fb }, Progress: prog,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestSyncLogsArePrivate(t *testing.T) {
 	cfg := fakeWorld(t)
 	logs := filepath.Join(t.TempDir(), "logs")
 	fb := &fakeBuilder{t: t}
-	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 2, LogDir: logs, NewBuilder: func(string) build.Builder { return fb }})
+	rep, err := Sync(context.Background(), cfg, SyncOptions{Parallel: 2, LogDir: logs, NewBuilder: func(config.Node) build.Builder { return fb }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestSyncRunTimeout(t *testing.T) {
 	cfg := fakeWorld(t)
 	cfg.Timeouts.Run = config.Duration{Duration: time.Nanosecond}
 	fb := &fakeBuilder{t: t}
-	rep, err := Sync(context.Background(), cfg, SyncOptions{NewBuilder: func(string) build.Builder { return fb }})
+	rep, err := Sync(context.Background(), cfg, SyncOptions{NewBuilder: func(config.Node) build.Builder { return fb }})
 	if err == nil {
 		for _, j := range rep.Jobs {
 			if j.Status == JobBuilt {
