@@ -353,6 +353,7 @@ func (c *checker) schedule(root *yaml.Node, cfg *Config) {
 
 func (c *checker) builders(root *yaml.Node, cfg *Config) {
 	n := keyNode(root, "builders")
+	tlsOf := map[string]*NodeTLS{} // a node is one builder for every key it is listed under
 	for _, k := range sortedKeys(cfg.Builders) {
 		field := "builders." + k
 		at := nodeOr(n, k)
@@ -383,12 +384,24 @@ func (c *checker) builders(root *yaml.Node, cfg *Config) {
 				c.at(at, f, "%s: %v", untrusted.Quote(nd.Addr, 80), tlsErr)
 			case seen[nd.Addr]:
 				c.at(at, f, "%s is listed twice", nd.Addr)
+			case !sameTLS(tlsOf, nd):
+				c.at(at, f, "%s is listed elsewhere in builders with another tls", nd.Addr)
 			case nd.Max < 0:
 				c.at(at, f, "max %d: want 0 (sync's --per-builder) or more", nd.Max)
 			}
 			seen[nd.Addr] = true
 		}
 	}
+}
+
+// sameTLS reports whether nd has the tls its address had where it was listed before, if it was.
+func sameTLS(tlsOf map[string]*NodeTLS, nd Node) bool {
+	t, ok := tlsOf[nd.Addr]
+	if !ok {
+		tlsOf[nd.Addr] = nd.TLS
+		return true
+	}
+	return (t == nil && nd.TLS == nil) || (t != nil && nd.TLS != nil && *t == *nd.TLS)
 }
 
 func (c *checker) runners(root *yaml.Node, cfg *Config) {

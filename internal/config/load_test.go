@@ -132,6 +132,7 @@ func TestLoadErrors(t *testing.T) {
 		{"tls on docker-container", "builders:\n  default:\n    - {addr: 'docker-container://b', tls: {ca: 'file:///ca.pem'}}\n" + base, []string{"c.yaml:3: builders.default:", "tls is for tcp://"}},
 		{"cert without key", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem', cert: 'file:///c.pem'}}\n" + base, []string{"c.yaml:3: builders.default: \"tcp://b:1234\": tls: cert and key go together"}},
 		{"key without cert", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {key: 'env://KEY'}}\n" + base, []string{"c.yaml:3:", "cert and key go together"}},
+		{"tls differs between keys", "builders:\n  default: [{addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem'}}]\n  linux/arm64: tcp://b:1234\n" + base, []string{"c.yaml:3: builders.linux/arm64: tcp://b:1234 is listed elsewhere in builders with another tls"}},
 		{"tls empty", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {}}\n" + base, []string{"c.yaml:3:", "tls: empty"}},
 		{"tls key inline", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {cert: 'file:///c.pem', key: '-----BEGIN'}}\n" + base, []string{"c.yaml:3: builders.default[0].tls.key:", "secrets must come from env://NAME"}},
 		{"tls unknown field", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem', servername: x}}\n" + base, []string{"c.yaml:3: builders.default[0].tls.servername: unknown field"}},

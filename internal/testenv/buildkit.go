@@ -41,6 +41,36 @@ type Node struct {
 // BuildKitNode is BuildKit, for tests that also need to kill the daemon.
 func BuildKitNode(t testing.TB, insecureRegistries ...string) Node {
 	t.Helper()
+	n, err := startBuildKit(t, requireBuildKit(t), insecureRegistries)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return n
+}
+
+// TLSFiles are the PEM files of a buildkitd that serves mutual TLS: the CA its clients'
+// certificates must chain to, and its own certificate and key.
+type TLSFiles struct{ CA, Cert, Key string }
+
+// BuildKitTLS starts a buildkitd, as BuildKit does, that also listens on tcp://127.0.0.1:PORT
+// with mutual TLS, and returns that address.
+func BuildKitTLS(t testing.TB, f TLSFiles) string {
+	t.Helper()
+	bin := requireBuildKit(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	addr := fmt.Sprintf("tcp://127.0.0.1:%d", port)
+	if _, err := startBuildKit(t, bin, nil, "--addr", addr, "--tlscacert", f.CA, "--tlscert", f.Cert, "--tlskey", f.Key); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return addr
+}
+
+// requireBuildKit is the buildkitd binary, once it is known to be able to run here.
+func requireBuildKit(t testing.TB) string {
+	t.Helper()
 	bin := buildkitdBinary(t)
 	if os.Geteuid() != 0 {
 		Missing(t, "buildkitd needs root here (rootless BuildKit is not set up)")
@@ -48,11 +78,7 @@ func BuildKitNode(t testing.TB, insecureRegistries ...string) Node {
 	if _, err := exec.LookPath("runc"); err != nil {
 		Missing(t, "runc is not installed (apt-get install -y runc, or scripts/deps.sh buildkit)")
 	}
-	n, err := startBuildKit(t, bin, insecureRegistries)
-	if err != nil {
-		t.Fatalf("testenv: %v", err)
-	}
-	return n
+	return bin
 }
 
 func buildkitdBinary(t testing.TB) string {
@@ -85,7 +111,8 @@ func buildkitdConfig(insecureRegistries []string) string {
 	return b.String()
 }
 
-func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (Node, error) {
+// startBuildKit starts a buildkitd on a unix socket; args are more of its flags.
+func startBuildKit(t testing.TB, bin string, insecureRegistries []string, args ...string) (Node, error) {
 	t.Helper()
 	// Not t.TempDir: the socket path must stay short (108 bytes), and the root holds overlay
 	// mounts until the daemon has stopped.
@@ -131,7 +158,7 @@ func startBuildKit(t testing.TB, bin string, insecureRegistries []string) (Node,
 		os.RemoveAll(dir)
 		return Node{}, err
 	}
-	cmd := exec.Command(bin, "--addr", addr, "--root", filepath.Join(dir, "root"), "--config", config)
+	cmd := exec.Command(bin, append([]string{"--addr", addr, "--root", filepath.Join(dir, "root"), "--config", config}, args...)...)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
 	// If the test binary dies without cleaning up (a -timeout panic), stop the daemon too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
