@@ -155,6 +155,9 @@ func (b *BuildKit) client(ctx context.Context) (*client.Client, error) {
 	if b.c != nil {
 		return b.c, nil
 	}
+	if err := checkHelperCLI(b.addr); err != nil {
+		return nil, fmt.Errorf("buildkit %s: %w", b.addr, err)
+	}
 	opts := b.o.clientOpts
 	if b.o.tls != nil {
 		tlsOpts, cleanup, err := tlsOptions(b.o.tls)

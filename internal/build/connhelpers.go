@@ -2,7 +2,9 @@ package build
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -17,6 +19,32 @@ import (
 
 	"github.com/archmirror/archmirror/internal/config"
 )
+
+// helperCLIs are the programs the connection helpers run to reach buildkitd, by scheme.
+var helperCLIs = map[string]string{
+	"docker-container":  "docker",
+	"podman-container":  "podman",
+	"nerdctl-container": "nerdctl",
+	"kube-pod":          "kubectl",
+	"ssh":               "ssh",
+}
+
+// checkHelperCLI reports a connection helper's program missing from PATH, which would otherwise
+// show as a bare "executable file not found" on the first call.
+func checkHelperCLI(addr string) error {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil // client.New says why
+	}
+	cli, ok := helperCLIs[u.Scheme]
+	if !ok {
+		return nil
+	}
+	if _, err := exec.LookPath(cli); err != nil {
+		return fmt.Errorf("%s:// addresses run %s, which is not on PATH", u.Scheme, cli)
+	}
+	return nil
+}
 
 // WithTLS makes a tcp:// node's connection mutual TLS as t says (config builders' tls).
 func WithTLS(t *config.NodeTLS) Option { return func(o *options) { o.tls = t } }

@@ -3,13 +3,17 @@ package build
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/client/connhelper"
 
 	"github.com/archmirror/archmirror/internal/config"
+	"github.com/archmirror/archmirror/internal/testenv"
 )
 
 // Every scheme the config accepts is dialled: unix and tcp by BuildKit's client itself, the
@@ -40,6 +44,8 @@ func TestConnHelpersRegistered(t *testing.T) {
 			t.Errorf("%s: the connection helper refuses what the config accepts: %v", addr, err)
 		case h == nil && scheme != "unix" && scheme != "tcp":
 			t.Errorf("%s: no connection helper registered", addr)
+		case h != nil && helperCLIs[scheme] == "":
+			t.Errorf("%s: helperCLIs does not say which program its helper runs", addr)
 		}
 	}
 }
@@ -96,5 +102,73 @@ func TestTLSUnreadableNamesNode(t *testing.T) {
 	_, err := b.Platforms(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "buildkit tcp://127.0.0.1:1") || strings.Contains(err.Error(), "not a certificate") {
 		t.Fatalf("err %v, want one naming the node and not the secret", err)
+	}
+}
+
+func TestHelperCLIMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	b := NewBuildKit("docker-container://buildx_buildkit_b0")
+	_, err := b.Platforms(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "buildkit docker-container://buildx_buildkit_b0: docker-container:// addresses run docker, which is not on PATH") {
+		t.Fatalf("err %v", err)
+	}
+	for scheme := range helperCLIs {
+		if !slices.Contains(config.BuilderSchemes(), scheme) {
+			t.Errorf("%s has a CLI but the config refuses it", scheme)
+		}
+	}
+}
+
+// fakeDocker is a docker CLI that only knows `docker exec -i NAME buildctl dial-stdio`, which
+// the docker-container helper runs: it bridges its stdin and stdout to a buildkitd socket.
+const fakeDocker = `#!/usr/bin/env python3
+import os, socket, sys, threading
+a = sys.argv[1:]
+if a != ["exec", "-i", os.environ["ARCHMIRROR_FAKE_CONTAINER"], "buildctl", "dial-stdio"]:
+    sys.stderr.write("fake docker: no such container or command: %r\n" % a)
+    sys.exit(1)
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["ARCHMIRROR_FAKE_SOCK"])
+def up():
+    while True:
+        b = os.read(0, 65536)
+        if not b:
+            s.shutdown(socket.SHUT_WR)
+            return
+        s.sendall(b)
+threading.Thread(target=up, daemon=True).start()
+out = sys.stdout.buffer
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out.write(b)
+    out.flush()
+`
+
+// A docker-container:// address is dialled through the docker CLI on PATH, as for a `docker
+// buildx create` builder (here a fake docker in front of a real buildkitd).
+func TestDockerContainerAddress(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		testenv.Missing(t, "python3 is not installed (the fake docker CLI is a python3 script)")
+	}
+	sock := strings.TrimPrefix(testenv.BuildKit(t), "unix://")
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(fakeDocker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("ARCHMIRROR_FAKE_SOCK", sock)
+	t.Setenv("ARCHMIRROR_FAKE_CONTAINER", "buildx_buildkit_b0")
+
+	b := ForNode(config.Node{Addr: "docker-container://buildx_buildkit_b0"}, WithPingTimeout(20*time.Second))
+	defer b.Close()
+	if ps, err := b.Platforms(context.Background()); err != nil || len(ps) == 0 {
+		t.Fatalf("platforms %v, %v", ps, err)
+	}
+	other := ForNode(config.Node{Addr: "docker-container://nosuch"}, WithPingTimeout(5*time.Second))
+	defer other.Close()
+	if _, err := other.Platforms(context.Background()); err == nil || !strings.Contains(err.Error(), "buildkit docker-container://nosuch") {
+		t.Fatalf("err %v, want one naming the node", err)
 	}
 }
