@@ -119,7 +119,7 @@ func TestBuildKitMutualTLS(t *testing.T) {
 		{"key from env", fromEnv, ""},
 		{"server_name", named, ""},
 		{"wrong CA", wrongCA, "certificate signed by unknown authority"},
-		{"no client certificate", noClientCert, "certificate required"},
+		{"no client certificate", noClientCert, "not answering"}, // TLS 1.3: "certificate required", or a broken pipe,
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tls := tt.tls
