@@ -79,8 +79,8 @@ func WithPingTimeout(d time.Duration) Option { return func(o *options) { o.pingT
 // and credential helpers), as for the registry target.
 func WithKeychain(k authn.Keychain) Option { return func(o *options) { o.keychain = k } }
 
-// WithClientOptions passes options to BuildKit's client.New, e.g. client.WithCredentials for a
-// tcp:// endpoint with mutual TLS.
+// WithClientOptions passes options to BuildKit's client.New (mutual TLS from the config is
+// WithTLS).
 func WithClientOptions(opts ...client.ClientOpt) Option {
 	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
 }
@@ -94,7 +94,10 @@ func WithSession(a ...session.Attachable) Option {
 func WithTailLines(n int) Option { return func(o *options) { o.tailLines = n } }
 
 // NewBuildKit returns a builder for the buildkitd at addr ("unix:///run/buildkit/buildkitd.sock",
-// "tcp://host:1234"; "" means Address("")). Nothing is dialled until the first Build.
+// "tcp://host:1234", or an address of a connection helper: "docker-container://NAME",
+// "podman-container://NAME", "nerdctl-container://NAME", "kube-pod://POD", "ssh://user@host";
+// "" means Address("")). Nothing is dialled until the first Build. ForNode is NewBuildKit for
+// a configured node, with its TLS.
 func NewBuildKit(addr string, opts ...Option) *BuildKit {
 	o := options{pingTimeout: 10 * time.Second, keychain: authn.DefaultKeychain, tailLines: 10, inputsTimeout: defaultInputsTimeout}
 	for _, opt := range opts {
