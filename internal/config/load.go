@@ -376,22 +376,31 @@ func (c *checker) builders(root *yaml.Node, cfg *Config) {
 			if len(cfg.Builders[k]) > 1 {
 				f = fmt.Sprintf("%s[%d]", field, i)
 			}
+			el := elemOr(at, i)
 			addrErr, tlsErr := CheckBuilderAddress(nd.Addr), checkNodeTLS(nd)
 			switch {
 			case addrErr != nil:
-				c.at(at, f, "%s is not a BuildKit address: %v", untrusted.Quote(nd.Addr, 80), addrErr)
+				c.at(el, f, "%s is not a BuildKit address: %v", untrusted.Quote(nd.Addr, 80), addrErr)
 			case tlsErr != nil:
-				c.at(at, f, "%s: %v", untrusted.Quote(nd.Addr, 80), tlsErr)
+				c.at(nodeOr(el, "tls"), f, "%s: %v", untrusted.Quote(nd.Addr, 80), tlsErr)
 			case seen[nd.Addr]:
-				c.at(at, f, "%s is listed twice", nd.Addr)
+				c.at(el, f, "%s is listed twice", nd.Addr)
 			case !sameTLS(tlsOf, nd):
-				c.at(at, f, "%s is listed elsewhere in builders with another tls", nd.Addr)
+				c.at(el, f, "%s is listed elsewhere in builders with another tls", nd.Addr)
 			case nd.Max < 0:
-				c.at(at, f, "max %d: want 0 (sync's --per-builder) or more", nd.Max)
+				c.at(el, f, "max %d: want 0 (sync's --per-builder) or more", nd.Max)
 			}
 			seen[nd.Addr] = true
 		}
 	}
+}
+
+// elemOr is element i of sequence n, or n when it is not a sequence (one node, not a list).
+func elemOr(n *yaml.Node, i int) *yaml.Node {
+	if n != nil && n.Kind == yaml.SequenceNode && i < len(n.Content) {
+		return n.Content[i]
+	}
+	return n
 }
 
 // sameTLS reports whether nd has the tls its address had where it was listed before, if it was.

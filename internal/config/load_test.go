@@ -133,6 +133,8 @@ func TestLoadErrors(t *testing.T) {
 		{"cert without key", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem', cert: 'file:///c.pem'}}\n" + base, []string{"c.yaml:3: builders.default: \"tcp://b:1234\": tls: cert and key go together"}},
 		{"key without cert", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {key: 'env://KEY'}}\n" + base, []string{"c.yaml:3:", "cert and key go together"}},
 		{"tls differs between keys", "builders:\n  default: [{addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem'}}]\n  linux/arm64: tcp://b:1234\n" + base, []string{"c.yaml:3: builders.linux/arm64: tcp://b:1234 is listed elsewhere in builders with another tls"}},
+		{"line of the node in a list", "builders:\n  default:\n    - tcp://a:1234\n    - addr: tcp://b:1234\n      max: 1\n      tls:\n        cert: file:///c.pem\n" + base, []string{"c.yaml:7: builders.default[1]: \"tcp://b:1234\": tls: cert and key go together"}},
+		{"line of a bad address in a list", "builders:\n  default:\n    - tcp://a:1234\n    - docker-container://\n" + base, []string{"c.yaml:4: builders.default[1]: \"docker-container://\" is not a BuildKit address"}},
 		{"tls empty", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {}}\n" + base, []string{"c.yaml:3:", "tls: empty"}},
 		{"tls key inline", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {cert: 'file:///c.pem', key: '-----BEGIN'}}\n" + base, []string{"c.yaml:3: builders.default[0].tls.key:", "secrets must come from env://NAME"}},
 		{"tls unknown field", "builders:\n  default:\n    - {addr: 'tcp://b:1234', tls: {ca: 'file:///ca.pem', servername: x}}\n" + base, []string{"c.yaml:3: builders.default[0].tls.servername: unknown field"}},
