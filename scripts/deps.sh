@@ -86,7 +86,9 @@ for w in $want; do
 	case $w in
 	registry) apt_install docker-registry ;;
 	buildkit)
+		# python3: the docker-container:// test's stand-in docker CLI is a python3 script
 		apt_install runc qemu-user-static binfmt-support
+		command -v python3 >/dev/null 2>&1 || apt_install python3-minimal
 		enable_binfmt
 		build_buildkitd
 		download_debs
