@@ -2,7 +2,6 @@ package discover
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,44 +13,13 @@ import (
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
+	"github.com/archmirror/archmirror/internal/testenv"
 )
-
-// stalled is a TCP listener that accepts every connection and never answers; it returns its
-// address.
-func stalled(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // TestStalledPeers: a peer that accepts the connection and never answers fails the source (or
 // gate) that asked it, within the configured timeouts, with an error naming the host.
 func TestStalledPeers(t *testing.T) {
-	addr := stalled(t)
+	addr := testenv.Stalled(t)
 	short := WithTimeouts(300*time.Millisecond, time.Second)
 	l, _ := testLogger()
 	tests := []struct {
@@ -134,7 +102,7 @@ func TestRequestBoundsTheBody(t *testing.T) {
 
 // TestTwoAppsOneStalled: the stalled app fails alone; the other is discovered.
 func TestTwoAppsOneStalled(t *testing.T) {
-	addr := stalled(t)
+	addr := testenv.Stalled(t)
 	_, good := fake(t, fakeupstream.Fixture{GitHub: map[string][]fakeupstream.Release{"acme/app": manyReleases(2)}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -3,7 +3,6 @@ package run
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -14,29 +13,15 @@ import (
 	"github.com/archmirror/archmirror/internal/discover"
 	"github.com/archmirror/archmirror/internal/fakeupstream"
 	"github.com/archmirror/archmirror/internal/fixture"
+	"github.com/archmirror/archmirror/internal/testenv"
 )
 
 // TestPlanStalledSource: the config's timeouts reach discovery; a registry source that
 // accepts and never answers fails its own app, and the other app is planned.
 func TestPlanStalledSource(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c) // held open, never answered
-		}
-	}()
+	stalled := testenv.Stalled(t)
 	up := httptest.NewServer(fakeupstream.New(fixture.Fixture()))
 	defer up.Close()
-	stalled := ln.Addr().String()
 	cfg, err := config.Parse("c.yaml", []byte(fmt.Sprintf(`target: {registry: "oci:%s"}
 cache: {dir: %q}
 timeouts: {header: 300ms, request: 1s}
