@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/archmirror/archmirror/internal/config"
 	"github.com/archmirror/archmirror/internal/plan"
@@ -23,7 +21,6 @@ import (
 	"github.com/archmirror/archmirror/internal/publish"
 	"github.com/archmirror/archmirror/internal/run"
 	"github.com/archmirror/archmirror/internal/target"
-	"github.com/archmirror/archmirror/internal/tlsscope"
 	"github.com/archmirror/archmirror/internal/untrusted"
 )
 
@@ -41,19 +38,7 @@ func (s *Server) runSync(ctx context.Context, cfg *config.Config) (run.Report, e
 }
 
 func (s *Server) runOptions(cfg *config.Config) run.Options {
-	return run.Options{Log: s.log, Version: s.o.Version, Target: []target.Option{target.WithTransport(s.transport(cfg))}}
-}
-
-// transport is go-containerregistry's default transport (TLS verification off for an insecure
-// target's own host only, as the target itself would do), counted.
-func (s *Server) transport(cfg *config.Config) http.RoundTripper {
-	t := remote.DefaultTransport.(*http.Transport).Clone()
-	var base http.RoundTripper = t
-	if cfg.Target.Insecure {
-		host, _, _ := strings.Cut(cfg.Target.Registry, "/")
-		base = tlsscope.Insecure(t, host)
-	}
-	return countingTransport{next: base, m: s.m}
+	return run.Options{Log: s.log, Version: s.o.Version, Target: []target.Option{target.WithTransportWrap(s.countRequests)}}
 }
 
 // execute runs r (taken off the queue) to the end and records it.

@@ -91,6 +91,11 @@ func (m *metrics) inspected(apps []App) {
 
 // countingTransport counts the target's registry requests by method and status (a decorator:
 // the target never knows).
+// countRequests wraps the target's transport in a countingTransport.
+func (s *Server) countRequests(next http.RoundTripper) http.RoundTripper {
+	return countingTransport{next: next, m: s.m}
+}
+
 type countingTransport struct {
 	next http.RoundTripper
 	m    *metrics

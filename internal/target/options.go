@@ -29,6 +29,7 @@ type options struct {
 	logger    *slog.Logger
 	retry     retry.Policy
 	limit     *hostlimit.Limit
+	wrap      func(http.RoundTripper) http.RoundTripper
 	header    time.Duration
 	request   time.Duration
 }
@@ -50,6 +51,13 @@ func WithHostLimit(l *hostlimit.Limit) Option { return func(o *options) { o.limi
 // tlsscope); any other RoundTripper is used as given and decides TLS itself.
 // The default is go-containerregistry's remote.DefaultTransport.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
+
+// WithTransportWrap puts w around the transport the target settles on (WithTransport's or the
+// default, TLS already scoped for an insecure registry): for a decorator that only watches the
+// requests, such as a counter, and leaves the transport's choice to the target.
+func WithTransportWrap(w func(http.RoundTripper) http.RoundTripper) Option {
+	return func(o *options) { o.wrap = w }
+}
 
 // WithTimeouts bounds every registry request, whatever the transport: its answer's headers
 // must come within header, and it must be done (its body read) within request. A blob's body
@@ -138,8 +146,11 @@ func newRegistry(cfg config.Target, o options) (*registry, error) {
 	}
 
 	// Each attempt has its own deadlines, and a wait for a host's slot is not counted in them.
-	base := o.retry.Transport(o.limit.Transport(deadlines(o.header, o.request,
-		baseTransport(o.transport, cfg.Insecure, reg.RegistryStr()))))
+	wire := baseTransport(o.transport, cfg.Insecure, reg.RegistryStr())
+	if o.wrap != nil {
+		wire = o.wrap(wire)
+	}
+	base := o.retry.Transport(o.limit.Transport(deadlines(o.header, o.request, wire)))
 	if !cfg.Insecure && !isLoopback(host) {
 		base = httpsOnly{host: reg.RegistryStr(), next: base}
 	}
